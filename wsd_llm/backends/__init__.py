@@ -1,0 +1,1 @@
+"""Model backends: what runs the draft and the base."""

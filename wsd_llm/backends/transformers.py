@@ -1,0 +1,273 @@
+"""Local models through transformers: CPU or GPU, hub id, directory or GGUF file."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from wsd_llm.backends.conversion import converted_dir
+from wsd_llm.messages import Message
+from wsd_llm.text import trim_incomplete_char
+
+FinishReason = Literal["stop", "length"]
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def token_probs(logits: torch.Tensor, targets: Sequence[int]) -> list[float]:
+    """Softmax probability of each target under its row of logits."""
+    logits = logits.float()
+    index = torch.tensor(targets, device=logits.device).unsqueeze(-1)
+    log_probs = logits.gather(-1, index).squeeze(-1) - logits.logsumexp(-1)
+    return log_probs.exp().tolist()
+
+
+class Sampler:
+    """Picks the next token: argmax at temperature 0, else seeded temperature/top-p sampling."""
+
+    def __init__(self, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        self.greedy = temperature == 0.0
+        self.warpers = LogitsProcessorList()
+        if not self.greedy:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+            if top_p < 1.0:
+                self.warpers.append(TopPLogitsWarper(top_p))
+        self.generator = torch.Generator(device=device)
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        if self.greedy:
+            return int(logits.argmax())
+        scores = self.warpers(None, logits.float().unsqueeze(0))
+        probs = torch.softmax(scores, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=self.generator))
+
+
+class TransformersSession:
+    """One request's KV cache on a local model, kept in step with the ids it has seen.
+
+    Every call says which ids the cache should hold; the longest cached prefix they share is
+    kept, the rest cropped, and only the new tail is forwarded.
+    """
+
+    def __init__(self, lm: TransformersModel) -> None:
+        self.lm = lm
+        self.cache = DynamicCache()
+        self.ids: list[int] = []
+        self.forwarded_tokens = 0
+        self.finish_reason: FinishReason | None = None
+
+    def _advance(self, ids: Sequence[int], reuse: int, rows: int) -> torch.Tensor:
+        """Make the cache hold ``ids`` (reusing at most ``reuse`` cached ids); logits of the last ``rows``."""
+        keep = min(common_prefix_length(self.ids, ids), reuse)
+        if keep < len(self.ids):
+            self.cache.crop(keep - len(self.ids))
+            del self.ids[keep:]
+        new = list(ids[keep:])
+        logits = self.lm.forward(new, self.cache, rows)
+        self.ids.extend(new)
+        self.forwarded_tokens += len(new)
+        return logits
+
+    def score(self, ids: Sequence[int], start: int) -> list[float]:
+        if start < 1:
+            raise ValueError("the first scored token needs at least one token before it")
+        count = len(ids) - start
+        if count <= 0:
+            return []
+        # Token j is scored by the logits at j - 1, so the last id never needs a forward pass.
+        logits = self._advance(ids[:-1], reuse=start - 1, rows=count)
+        return token_probs(logits, ids[start:])
+
+    def generate(self, prompt: Sequence[int], sampler: Sampler, max_new_tokens: int,
+                 stop_ids: set[int]) -> Iterator[int]:
+        """Yield up to ``max_new_tokens`` tokens after ``prompt``; each is forwarded only when the next is wanted."""
+        self.finish_reason = "length"
+        ids = list(prompt)
+        logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
+        for count in range(max_new_tokens):
+            token = sampler(logits)
+            if token in stop_ids:
+                self.finish_reason = "stop"
+                return
+            yield token
+            ids.append(token)
+            if count + 1 == max_new_tokens or len(ids) >= self.lm.context_window:
+                return
+            logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
+
+    def continue_greedy(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
+        return self.generate(ids, Sampler(device=self.lm.device), max_new_tokens, self.lm.eos_token_ids)
+
+
+class TransformersModel:
+    """A local causal LM, usable as the draft or as the base of a WSD pipeline.
+
+    Several threads may share one instance: each request gets its own KV cache, and forward
+    passes and tokenizer calls are serialised by a lock.
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+                 name: str | None = None) -> None:
+        if not isinstance(tokenizer, PreTrainedTokenizerBase):
+            raise TypeError(
+                f"expected a transformers tokenizer, got {type(tokenizer).__name__}; "
+                "pass (model, AutoTokenizer.from_pretrained(...))"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or str(getattr(model.config, "name_or_path", "") or type(model).__name__)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        gguf_file: str | None = None,
+        device_map: str | dict[str, Any] | None = None,
+        dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        name: str | None = None,
+        **model_kwargs: Any,
+    ) -> TransformersModel:
+        """Load a hub id, a local directory, or a GGUF file (``path/x.gguf`` or ``gguf_file=``).
+
+        A GGUF is converted to safetensors once and cached (see ``wsd_llm.cache_home()``);
+        ``device_map`` and ``dtype`` go to transformers as usual (``device_map="auto"`` needs accelerate).
+        """
+        source = Path(name_or_path)
+        if gguf_file is None and source.suffix == ".gguf":
+            source, gguf_file = source.parent, source.name
+        if gguf_file is not None:
+            local = source / gguf_file
+            if not local.is_file():
+                from huggingface_hub import hf_hub_download
+
+                local = Path(hf_hub_download(str(name_or_path), gguf_file))
+            display = name or local.name
+            source = converted_dir(local)
+        else:
+            display = name or str(name_or_path)
+            source = name_or_path  # type: ignore[assignment]
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **model_kwargs}
+        if device_map is not None:
+            kwargs["device_map"] = device_map
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        return cls(model, tokenizer, name=display)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={self.device})"
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def bos_token(self) -> str | None:
+        return self.tokenizer.bos_token
+
+    @property
+    def context_window(self) -> int:
+        """Most tokens the model attends to; tokenizers without a limit report a huge sentinel."""
+        limits = [getattr(self.model.config, "max_position_embeddings", None),
+                  self.tokenizer.model_max_length]
+        known = [n for n in limits if isinstance(n, int) and 0 < n < 10**9]
+        if not known:
+            raise ValueError(f"{self.name} states no context window (max_position_embeddings)")
+        return min(known)
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        configured = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(configured if isinstance(configured, list) else [configured])
+        return {i for i in ids if i is not None}
+
+    def single_token_ids(self, texts: Sequence[str]) -> set[int]:
+        """Ids of the texts that are one token each (special end-of-turn markers)."""
+        ids = set()
+        for text in texts:
+            encoded = self.encode(text)
+            if len(encoded) == 1:
+                ids.add(encoded[0])
+        return ids
+
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        if not self.tokenizer.chat_template:
+            raise ValueError(
+                f"{self.name} has no chat template: use an instruct model as the draft, "
+                "and base_format='plain' for a base model"
+            )
+        with self._lock:
+            return self.tokenizer.apply_chat_template(
+                list(messages), tokenize=False, add_generation_prompt=True
+            )
+
+    def encode(self, text: str) -> list[int]:
+        with self._lock:
+            return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        with self._lock:
+            return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def forward(self, ids: Sequence[int], cache: DynamicCache, rows: int) -> torch.Tensor:
+        """Run ``ids`` through the model after ``cache``; return the logits of the last ``rows``."""
+        input_ids = torch.tensor([list(ids)], device=self.device)
+        with self._lock, torch.inference_mode():
+            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
+                             logits_to_keep=rows)
+        return out.logits[0, -rows:]
+
+    def open_session(self) -> TransformersSession:
+        return TransformersSession(self)
+
+    def stream_draft(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_tokens: Sequence[str] = (),
+    ) -> Iterator[str]:
+        session = self.open_session()
+        sampler = Sampler(temperature, top_p, seed, device=self.device)
+        stop_ids = self.eos_token_ids | self.single_token_ids(stop_tokens)
+        written: list[int] = []
+        for token in session.generate(self.encode(prompt), sampler, max_tokens, stop_ids):
+            written.append(token)
+            yield trim_incomplete_char(self.decode(written))

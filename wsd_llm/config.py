@@ -1,0 +1,87 @@
+"""Configuration of a WSD run, validated up front so bad settings fail before any model runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
+
+
+class WSDConfig(BaseModel):
+    """Settings of Weak-to-Strong Decoding.
+
+    Defaults reproduce the published reference (gamma 0.8, window 6, greedy draft of up to
+    512 tokens, the plain ``[User]/[Assistant]`` base format).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    gamma: float = Field(0.8, gt=0.0, le=1.0, description="Switch threshold on the window mean.")
+    window: int = Field(6, ge=1, description="Sliding-window size of the switch rule.")
+    max_draft_tokens: int = Field(512, gt=0, description="Most tokens the draft model may write.")
+    max_new_tokens: int = Field(
+        512, gt=0, description="Most base tokens in the whole reply (accepted draft + continuation)."
+    )
+    temperature: float = Field(0.0, ge=0.0, description="Draft sampling temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Draft nucleus-sampling mass.")
+    seed: int | None = Field(None, description="Seed of the draft sampler, for repeatable samples.")
+    stop: tuple[str, ...] = Field((), description="Extra stop strings; the reply is cut before them.")
+    base_format: Literal["plain", "chat_template"] = Field(
+        "plain",
+        description="'plain' is the reference [User]/[Assistant] format for a base model; "
+        "'chat_template' uses the base tokenizer's template, for an instruct target.",
+    )
+    mode: Literal["incremental", "faithful"] = Field(
+        "incremental",
+        description="'incremental' drafts in chunks and stops drafting when the switch fires; "
+        "'faithful' drafts everything first and scores it in one pass, like the reference.",
+    )
+    chunk_size: int = Field(16, gt=0, description="Draft tokens per incremental check.")
+    switch_policy: SwitchPolicy | None = Field(
+        None, description="Custom switch rule; by default a geometric-mean window of gamma/window."
+    )
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_tuple(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return (value,)
+        if value is None:
+            return ()
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not s for s in value):
+            raise ValueError("stop strings must be non-empty; remove the empty string from `stop`")
+        return value
+
+    @model_validator(mode="after")
+    def _policy_is_a_policy(self) -> WSDConfig:
+        if self.switch_policy is not None and not isinstance(self.switch_policy, SwitchPolicy):
+            raise ValueError(
+                "switch_policy must implement first_switch(probs, start) -> int | None "
+                f"(got {type(self.switch_policy).__name__})"
+            )
+        return self
+
+    @property
+    def policy(self) -> SwitchPolicy:
+        """The switch rule in force: the custom one, or the reference sliding window."""
+        return self.switch_policy or GeometricMeanWindow(gamma=self.gamma, window=self.window)
+
+    def updated(self, **overrides: Any) -> WSDConfig:
+        """A validated copy with per-call overrides applied (None values are ignored)."""
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        if not changes:
+            return self
+        unknown = set(changes) - set(type(self).model_fields)
+        if unknown:
+            raise TypeError(
+                f"unknown generation option(s): {', '.join(sorted(unknown))}; "
+                f"valid options are {', '.join(type(self).model_fields)}"
+            )
+        return type(self).model_validate({**dict(self), **changes})

@@ -1,0 +1,200 @@
+"""One WSD request: draft, check against the base, hand over, continue.
+
+The draft is written in chunks. After each chunk its text is re-tokenized for the base,
+and only the base tokens that can no longer change (everything before the last, possibly
+partial, word) are scored, reusing the base KV cache. The window rule runs over the new
+probabilities; when it fires, drafting stops and the base continues from its cache cropped
+to the accepted prefix, so prompt and prefix are prefilled once. In faithful mode the chunk
+is the whole draft, which is the reference's draft-then-check order.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from wsd_llm import prompts
+from wsd_llm.backends.protocols import BaseLM, BaseSession, DraftLM
+from wsd_llm.backends.transformers import common_prefix_length
+from wsd_llm.config import WSDConfig
+from wsd_llm.messages import Message
+from wsd_llm.results import StreamEvent, Timings, WSDResult
+from wsd_llm.text import TextStream, cut_at_stop, partial_stop_length
+
+_LAST_WORD = re.compile(r"\s+\S*\Z")
+
+
+@dataclass
+class _Clock:
+    started: float = field(default_factory=time.perf_counter)
+    timings: Timings = field(default_factory=Timings)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self.timings, name, getattr(self.timings, name) + time.perf_counter() - begin)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@dataclass
+class _Handover:
+    """The outcome of the check phase."""
+
+    accepted: list[int]
+    probs: list[float]
+    switched: bool
+    switch_index: int
+    drafted: int
+
+
+def settled_length(body: str, stops: Sequence[str]) -> int:
+    """Characters of a growing draft that later tokens cannot re-tokenize.
+
+    The last word may still grow (and its tokens merge), and a suffix may still become a
+    stop string, so both are held back.
+    """
+    end = len(body) - partial_stop_length(body, stops)
+    last_word = _LAST_WORD.search(body)
+    return min(end, last_word.start() if last_word else 0)
+
+
+class WSDRun:
+    """Runs one conversation through the draft and base models, yielding text as it is confirmed."""
+
+    def __init__(self, draft: DraftLM, base: BaseLM, messages: list[Message], config: WSDConfig):
+        self.draft, self.base, self.messages, self.config = draft, base, messages, config
+        self.clock = _Clock()
+        self.draft_stops = prompts.INSTRUCT_STOPS + config.stop
+        self.reply_stops = prompts.base_stops(config.base_format) + config.stop
+
+    def events(self) -> Iterator[StreamEvent]:
+        config = self.config
+        draft_prompt = prompts.draft_prompt(self.draft, self.messages)
+        base_prompt = prompts.base_prompt(self.base, self.messages, config.base_format)
+        prompt_length = len(self.base.encode(base_prompt))
+        self._check_fits(draft_prompt, prompt_length)
+        session = self.base.open_session()
+        stream = TextStream(self.reply_stops)
+        drafts = self.draft.stream_draft(
+            draft_prompt,
+            max_tokens=config.max_draft_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+            stop_tokens=prompts.INSTRUCT_STOPS,
+        )
+        try:
+            handover = yield from self._draft_and_check(drafts, session, stream, base_prompt, prompt_length)
+        finally:
+            drafts.close()
+        draft_ids = handover.accepted[prompt_length:]
+        draft_text = self.base.decode(draft_ids)
+        yield from self._emit(stream.update(draft_text))
+        stream.start_base(draft_text)
+        continuation: list[int] = []
+        finish_reason = "stop"
+        budget = config.max_new_tokens - len(draft_ids)
+        if budget <= 0:
+            finish_reason = "length"
+        elif not stream.stopped:
+            with self.clock.phase("continue_s"):
+                for token in session.continue_greedy(handover.accepted, budget):
+                    continuation.append(token)
+                    yield from self._emit(stream.update(self.base.decode(draft_ids + continuation)))
+                    if stream.stopped:
+                        break
+            if not stream.stopped:
+                finish_reason = session.finish_reason or "stop"
+        yield from self._emit(stream.update(self.base.decode(draft_ids + continuation), final=True))
+        self.clock.timings.total_s = self.clock.elapsed()
+        draft_part = stream.text[: min(len(draft_text), len(stream.text))]
+        result = WSDResult(
+            text=stream.text,
+            draft_text=draft_part,
+            base_text=stream.text[len(draft_part) :],
+            switched=handover.switched,
+            switch_index=handover.switch_index,
+            draft_tokens=len(draft_ids),
+            base_tokens=len(continuation),
+            draft_tokens_generated=handover.drafted,
+            base_tokens_forwarded=session.forwarded_tokens,
+            probs=handover.probs,
+            finish_reason=finish_reason,
+            draft_model=self.draft.name,
+            base_model=self.base.name,
+            timings=self.clock.timings,
+        )
+        yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
+
+    def _draft_and_check(
+        self,
+        drafts: Iterator[str],
+        session: BaseSession,
+        stream: TextStream,
+        base_prompt: str,
+        prompt_length: int,
+    ) -> Generator[StreamEvent, None, _Handover]:
+        config, policy = self.config, self.config.policy
+        chunk = config.chunk_size if config.mode == "incremental" else config.max_draft_tokens
+        limit = prompt_length + config.max_new_tokens
+        text, finished, drafted = "", False, 0
+        scored: list[int] = []
+        probs: list[float] = []
+        while True:
+            with self.clock.phase("draft_s"):
+                for _ in range(chunk):
+                    grown = next(drafts, None)
+                    if grown is None:
+                        finished = True
+                        break
+                    drafted += 1
+                    text, hit = cut_at_stop(grown, self.draft_stops)
+                    if hit:
+                        finished = True
+                        break
+            with self.clock.phase("check_s"):
+                ready = self.base.encode(prompts.with_draft(base_prompt, text))
+                if not finished:
+                    ready = ready[: self._stable_tokens(base_prompt, text, ready)]
+                ready = ready[:limit]
+                valid = max(common_prefix_length(scored, ready) - prompt_length, 0)
+                del probs[valid:]
+                probs += session.score(ready, prompt_length + valid)
+                scored = ready
+                switch = policy.first_switch(probs, valid)
+            if switch is not None:
+                return _Handover(scored[: prompt_length + switch + 1], probs, True, switch, drafted)
+            if finished or len(scored) >= limit:
+                return _Handover(scored, probs, False, len(probs) - 1, drafted)
+            yield from self._emit(stream.update(self.base.decode(scored[prompt_length:])))
+
+    def _stable_tokens(self, base_prompt: str, text: str, ids: list[int]) -> int:
+        body = text.strip()
+        settled = body[: settled_length(body, self.draft_stops + self.reply_stops)]
+        return common_prefix_length(self.base.encode(prompts.with_draft(base_prompt, settled)), ids)
+
+    def _emit(self, pieces: list[tuple[str, str]]) -> Iterator[StreamEvent]:
+        for text, source in pieces:
+            if self.clock.timings.first_text_s is None:
+                self.clock.timings.first_text_s = self.clock.elapsed()
+            yield StreamEvent(text=text, source=source)
+
+    def _check_fits(self, draft_prompt: str, base_prompt_tokens: int) -> None:
+        draft_tokens = self.draft.count_tokens(draft_prompt)
+        for role, used, model in (
+            ("draft", draft_tokens, self.draft),
+            ("base", base_prompt_tokens, self.base),
+        ):
+            if used >= model.context_window:
+                raise ValueError(
+                    f"the conversation is {used} tokens for the {role} model {model.name}, "
+                    f"which reads at most {model.context_window}; shorten the conversation"
+                )

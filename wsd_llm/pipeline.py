@@ -1,0 +1,107 @@
+"""The user-facing WSD pipeline: generate, stream, their async twins, and batch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Union
+
+from tqdm.auto import tqdm
+
+from wsd_llm.backends.protocols import BaseLM, DraftLM
+from wsd_llm.backends.transformers import TransformersModel
+from wsd_llm.config import WSDConfig
+from wsd_llm.decoding import WSDRun
+from wsd_llm.messages import Conversation, normalize_messages
+from wsd_llm.results import StreamEvent, WSDResult
+
+ModelSpec = Union[DraftLM, BaseLM, TransformersModel, str, os.PathLike, tuple]
+
+
+def as_model(spec: ModelSpec, role: str, **load_kwargs: Any) -> Any:
+    """Accept a backend object, a ``(model, tokenizer)`` pair, or a hub id / directory / GGUF path."""
+    if isinstance(spec, (str, os.PathLike)):
+        return TransformersModel.from_pretrained(spec, **load_kwargs)
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return TransformersModel(*spec)
+    protocol = DraftLM if role == "draft" else BaseLM
+    if not isinstance(spec, protocol):
+        raise TypeError(
+            f"{role} must be a model backend (e.g. TransformersModel), a (model, tokenizer) pair, "
+            f"or a hub id / directory / .gguf path; got {type(spec).__name__}"
+        )
+    return spec
+
+
+class WSDPipeline:
+    """Weak-to-Strong Decoding: a small aligned draft model begins the reply, a base model finishes it.
+
+    >>> pipe = WSDPipeline.from_pretrained()          # the packaged SmolLM2 draft + Gemma-3 base
+    >>> pipe.generate("How do I stay focused?").text  # doctest: +SKIP
+
+    Generation options (``max_new_tokens``, ``temperature``, ``stop``, ``gamma``...) can be
+    overridden per call; they are validated like :class:`WSDConfig`.
+    """
+
+    def __init__(self, draft: ModelSpec, base: ModelSpec, config: WSDConfig | None = None) -> None:
+        self.draft: DraftLM = as_model(draft, "draft")
+        self.base: BaseLM = as_model(base, "base")
+        self.config = config or WSDConfig()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        draft: ModelSpec | None = None,
+        base: ModelSpec | None = None,
+        config: WSDConfig | None = None,
+        **load_kwargs: Any,
+    ) -> WSDPipeline:
+        """Load both models; either left out means the packaged default (see ``wsd_llm.packaged``)."""
+        from wsd_llm import packaged
+
+        draft_model = packaged.load_draft(**load_kwargs) if draft is None else as_model(draft, "draft", **load_kwargs)
+        base_model = packaged.load_base(**load_kwargs) if base is None else as_model(base, "base", **load_kwargs)
+        return cls(draft_model, base_model, config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(draft={self.draft.name!r}, base={self.base.name!r}, config={self.config!r})"
+
+    def stream(self, messages: Conversation, **options: Any) -> Iterator[StreamEvent]:
+        """Yield the reply as it is confirmed: accepted draft text, then the base's tokens.
+
+        The texts of the events add up to ``generate(...).text``; the last event carries the result.
+        """
+        run = WSDRun(self.draft, self.base, normalize_messages(messages), self.config.updated(**options))
+        return run.events()
+
+    def generate(self, messages: Conversation, **options: Any) -> WSDResult:
+        """Write the whole reply and return it with its switch statistics."""
+        for event in self.stream(messages, **options):
+            if event.result is not None:
+                return event.result
+        raise RuntimeError("the WSD run ended without a result")  # pragma: no cover
+
+    def batch(
+        self, conversations: Sequence[Conversation], *, show_progress: bool = False, **options: Any
+    ) -> list[WSDResult]:
+        """Generate a reply for each conversation, in order."""
+        # Check every input first so a bad line fails before hours of generation.
+        checked = [normalize_messages(conversation) for conversation in conversations]
+        self.config.updated(**options)
+        return [self.generate(messages, **options) for messages in tqdm(checked, disable=not show_progress)]
+
+    async def agenerate(self, messages: Conversation, **options: Any) -> WSDResult:
+        """``generate`` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.generate, messages, **options)
+
+    async def astream(self, messages: Conversation, **options: Any) -> AsyncIterator[StreamEvent]:
+        """``stream`` in a worker thread; leaving the loop early stops the models."""
+        from wsd_llm._threads import iterate_in_thread
+
+        iterator = self.stream(messages, **options)
+        async for event in iterate_in_thread(lambda: iterator):
+            yield event
+
+    async def abatch(self, conversations: Sequence[Conversation], **options: Any) -> list[WSDResult]:
+        return await asyncio.to_thread(self.batch, conversations, **options)

@@ -1,0 +1,53 @@
+"""What a WSD run returns: the reply, where the switch happened, and what it cost."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Source = Literal["draft", "base"]
+
+
+class Timings(BaseModel):
+    """Wall-clock seconds per phase of one run."""
+
+    draft_s: float = 0.0
+    check_s: float = 0.0
+    continue_s: float = 0.0
+    first_text_s: float | None = Field(None, description="Until the first text was emitted.")
+    total_s: float = 0.0
+
+
+class WSDResult(BaseModel):
+    """The reply and the switch statistics of one WSD run.
+
+    Token counts are in base-model tokens except ``draft_tokens_generated``, which counts
+    the draft model's own tokens (including those discarded after the switch).
+    """
+
+    text: str
+    draft_text: str = Field(description="The part of the reply written by the draft model.")
+    base_text: str = Field(description="The part of the reply written by the base model.")
+    switched: bool = Field(description="Whether the switch rule fired (else the whole draft was kept).")
+    switch_index: int = Field(description="Index k of the last kept draft token; -1 for an empty draft.")
+    draft_tokens: int = Field(description="Draft tokens kept, k + 1, in base tokens.")
+    base_tokens: int = Field(description="Tokens the base model wrote after the handover.")
+    draft_tokens_generated: int
+    base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
+    probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")
+    finish_reason: Literal["stop", "length"]
+    draft_model: str
+    base_model: str
+    timings: Timings
+
+
+class StreamEvent(BaseModel):
+    """A piece of the reply, tagged with the model that wrote it.
+
+    The last event of a stream has empty ``text`` and carries the full ``result``.
+    """
+
+    text: str
+    source: Source
+    result: WSDResult | None = None
