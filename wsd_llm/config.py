@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
 
@@ -59,14 +59,15 @@ class WSDConfig(BaseModel):
             raise ValueError("stop strings must be non-empty; remove the empty string from `stop`")
         return value
 
-    @model_validator(mode="after")
-    def _policy_is_a_policy(self) -> WSDConfig:
-        if self.switch_policy is not None and not isinstance(self.switch_policy, SwitchPolicy):
+    @field_validator("switch_policy", mode="before")
+    @classmethod
+    def _policy_is_a_policy(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, SwitchPolicy):
             raise ValueError(
                 "switch_policy must implement first_switch(probs, start) -> int | None "
-                f"(got {type(self.switch_policy).__name__})"
+                f"(got {type(value).__name__})"
             )
-        return self
+        return value
 
     @property
     def policy(self) -> SwitchPolicy:

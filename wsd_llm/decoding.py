@@ -72,7 +72,7 @@ class WSDRun:
     def __init__(self, draft: DraftLM, base: BaseLM, messages: list[Message], config: WSDConfig):
         self.draft, self.base, self.messages, self.config = draft, base, messages, config
         self.clock = _Clock()
-        self.draft_stops = prompts.INSTRUCT_STOPS + config.stop
+        self.draft_stops = prompts.INSTRUCT_STOPS
         self.reply_stops = prompts.base_stops(config.base_format) + config.stop
 
     def events(self) -> Iterator[StreamEvent]:
@@ -157,7 +157,7 @@ class WSDRun:
                         break
                     drafted += 1
                     text, hit = cut_at_stop(grown, self.draft_stops)
-                    if hit:
+                    if hit or drafted == config.max_draft_tokens:
                         finished = True
                         break
             with self.clock.phase("check_s"):
@@ -175,6 +175,8 @@ class WSDRun:
             if finished or len(scored) >= limit:
                 return _Handover(scored, probs, False, len(probs) - 1, drafted)
             yield from self._emit(stream.update(self.base.decode(scored[prompt_length:])))
+            if stream.stopped:  # the accepted draft already holds a stop string: the reply is done
+                return _Handover(scored, probs, False, len(probs) - 1, drafted)
 
     def _stable_tokens(self, base_prompt: str, text: str, ids: list[int]) -> int:
         body = text.strip()

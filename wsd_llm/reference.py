@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from wsd_llm import prompts
 from wsd_llm.backends.transformers import TransformersModel, token_probs
@@ -26,6 +27,7 @@ from wsd_llm.text import cut_at_stop
 class ReferenceResult:
     text: str
     draft_text: str
+    prompt_length: int
     accepted_ids: list[int]
     switch_index: int
     switched: bool
@@ -35,7 +37,22 @@ class ReferenceResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _greedy(lm: TransformersModel, ids: list[int], max_new_tokens: int, stop_ids: set[int]) -> list[int]:
+class _StopText(StoppingCriteria):
+    """Stop once the generated text holds a stop string, as vLLM does (cheap for huge vocabularies)."""
+
+    def __init__(self, lm: TransformersModel, prompt_length: int, stops: tuple[str, ...]) -> None:
+        self.lm, self.prompt_length, self.stops = lm, prompt_length, stops
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        text = self.lm.decode(input_ids[0, self.prompt_length :].tolist())
+        done = any(stop in text for stop in self.stops)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def _greedy(
+    lm: TransformersModel, ids: list[int], max_new_tokens: int, stop_ids: set[int], stops: tuple[str, ...]
+) -> list[int]:
+    """transformers' greedy ``generate``, ending at a stop token or stop string as vLLM does."""
     with torch.inference_mode():
         out = lm.model.generate(
             torch.tensor([ids], device=lm.device),
@@ -44,6 +61,7 @@ def _greedy(lm: TransformersModel, ids: list[int], max_new_tokens: int, stop_ids
             do_sample=False,
             eos_token_id=sorted(stop_ids),
             pad_token_id=lm.tokenizer.pad_token_id or sorted(stop_ids)[0],
+            stopping_criteria=StoppingCriteriaList([_StopText(lm, len(ids), stops)]),
         )
     new = out[0, len(ids) :].tolist()
     if new and new[-1] in stop_ids:
@@ -64,8 +82,8 @@ def reference_generate(
     begin = time.perf_counter()
     draft_ids = draft.encode(prompts.draft_prompt(draft, convo))
     stop_ids = draft.eos_token_ids | draft.single_token_ids(prompts.INSTRUCT_STOPS)
-    written = _greedy(draft, draft_ids, config.max_draft_tokens, stop_ids)
-    draft_text, _ = cut_at_stop(draft.decode(written), prompts.INSTRUCT_STOPS + config.stop)
+    written = _greedy(draft, draft_ids, config.max_draft_tokens, stop_ids, prompts.INSTRUCT_STOPS)
+    draft_text, _ = cut_at_stop(draft.decode(written), prompts.INSTRUCT_STOPS)
     timings["draft_s"] = time.perf_counter() - begin
 
     begin = time.perf_counter()
@@ -82,13 +100,14 @@ def reference_generate(
 
     begin = time.perf_counter()
     budget = config.max_new_tokens - len(accepted[prompt_length:])
-    continuation = _greedy(base, accepted, budget, base.eos_token_ids) if budget > 0 else []
     stops = prompts.base_stops(config.base_format) + config.stop
+    continuation = _greedy(base, accepted, budget, base.eos_token_ids, stops) if budget > 0 else []
     text, _ = cut_at_stop(base.decode(accepted[prompt_length:] + continuation), stops)
     timings["continue_s"] = time.perf_counter() - begin
     return ReferenceResult(
         text=text,
         draft_text=draft_text,
+        prompt_length=prompt_length,
         accepted_ids=accepted,
         switch_index=last,
         switched=switch is not None,

@@ -1,0 +1,120 @@
+"""WSD on the real packaged models: faithful to the reference, incremental equal to faithful."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from wsd_llm import TransformersModel, WSDConfig, cache_home, packaged
+from wsd_llm.reference import reference_generate
+
+# (prompt, gamma): chosen so that some drafts hand over early and some end before any switch.
+CASES = [
+    ("What is the capital of France?", 0.8),
+    ("What is the capital of France?", 0.5),
+    ("Give me three tips for learning Python.", 0.5),
+    ("Say hello.", 0.8),
+    ("How do I stay focused?", 0.3),
+    ("Write a haiku about the sea.", 0.5),
+]
+OUTCOMES: dict[tuple[str, float], tuple[bool, bool]] = {}
+
+
+@pytest.mark.parametrize(("prompt", "gamma"), CASES)
+def test_faithful_equals_reference_and_incremental_equals_faithful(real_pipe, prompt, gamma):
+    config = real_pipe.config.updated(gamma=gamma)
+    expected = reference_generate(real_pipe.draft, real_pipe.base, prompt, config)
+    faithful = real_pipe.generate(prompt, gamma=gamma, mode="faithful")
+    incremental = real_pipe.generate(prompt, gamma=gamma)
+
+    assert (faithful.switch_index, faithful.switched) == (expected.switch_index, expected.switched)
+    assert faithful.probs == pytest.approx(expected.probs, rel=1e-3, abs=1e-5)
+    assert faithful.text == expected.text
+    assert faithful.draft_tokens == len(expected.accepted_ids) - expected.prompt_length
+
+    assert (incremental.switch_index, incremental.switched) == (faithful.switch_index, faithful.switched)
+    assert incremental.draft_text == faithful.draft_text
+    assert incremental.draft_tokens_generated <= faithful.draft_tokens_generated
+    draft_ended_first = not expected.switched and expected.draft_tokens_generated < config.max_draft_tokens
+    OUTCOMES[(prompt, gamma)] = (expected.switched, draft_ended_first)
+
+
+def test_cases_cover_early_switches_and_drafts_that_end_first(real_pipe):
+    if len(OUTCOMES) < len(CASES):
+        pytest.skip("runs after the parametrized comparison above")
+    assert any(switched for switched, _ in OUTCOMES.values())
+    assert any(ended for _, ended in OUTCOMES.values())
+
+
+def test_stream_adds_up_and_names_the_writer(real_pipe):
+    events = list(real_pipe.stream("Give me three tips for learning Python.", gamma=0.5))
+    result = events[-1].result
+    assert result.switched and result.base_tokens > 0
+    assert "".join(e.text for e in events) == result.text
+    assert "".join(e.text for e in events if e.source == "draft") == result.draft_text
+    assert "".join(e.text for e in events if e.source == "base") == result.base_text
+
+
+def test_a_stop_string_never_reaches_the_stream(real_pipe):
+    events = list(real_pipe.stream("What is the capital of France?", stop=["Paris"]))
+    text = "".join(e.text for e in events)
+    assert text == events[-1].result.text == "The capital of France is "
+    assert all("Paris" not in e.text for e in events)
+
+
+def test_threads_share_the_real_pipeline(real_pipe):
+    prompts = ["Say hello.", "What is the capital of France?"]
+    expected = {p: real_pipe.generate(p, max_new_tokens=12).text for p in prompts}
+    got: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda p=p: got.__setitem__(p, real_pipe.generate(p, max_new_tokens=12).text))
+               for p in prompts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert got == expected
+
+
+async def test_async_generate_matches(real_pipe):
+    result = await real_pipe.agenerate("Say hello.", max_new_tokens=12)
+    assert result.text == real_pipe.generate("Say hello.", max_new_tokens=12).text
+
+
+def test_a_prompt_beyond_the_context_window_is_refused(real_pipe):
+    with pytest.raises(ValueError, match=r"reads at most 8192; shorten the conversation"):
+        real_pipe.generate("word " * 9000)
+
+
+def test_gguf_copies_are_cached_as_safetensors(real_pipe):
+    converted = list((cache_home() / "converted").glob("*/model.safetensors"))
+    assert {p.parent.name.rsplit("-", 1)[0] for p in converted} >= {
+        "SmolLM2-135M-Instruct.Q4_1", "gemma-3-270m-q4_k_m"}
+    path = packaged.draft_gguf()
+    again = TransformersModel.from_pretrained(path.parent, gguf_file=path.name)
+    assert again.encode("Hello, world!") == real_pipe.draft.encode("Hello, world!")
+
+
+def test_converted_copy_computes_what_the_gguf_computes(real_pipe):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = packaged.draft_gguf()
+    direct = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name)
+    ids = torch.tensor([real_pipe.draft.encode("The capital of France is Paris.")])
+    with torch.inference_mode():
+        assert torch.equal(direct(ids).logits, real_pipe.draft.model(ids).logits)
+
+
+def test_cli_streams_a_reply_and_says_where_the_switch_happened(real_pipe):
+    done = subprocess.run(
+        [sys.executable, "-m", "wsd_llm.cli", "generate", "What is the capital of France?",
+         "--max-new-tokens", "16"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Paris" in done.stdout
+    assert "no switch: the base never reached gamma=0.8" in done.stderr
