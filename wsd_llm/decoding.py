@@ -49,10 +49,15 @@ class _Handover:
     """The outcome of the check phase."""
 
     accepted: list[int]
+    prompt_length: int
     probs: list[float]
     switched: bool
     switch_index: int
     drafted: int
+
+    @property
+    def draft_ids(self) -> list[int]:
+        return self.accepted[self.prompt_length :]
 
 
 def settled_length(body: str, stops: Sequence[str]) -> int:
@@ -95,16 +100,14 @@ class WSDRun:
             handover = yield from self._draft_and_check(drafts, session, stream, base_prompt, prompt_length)
         finally:
             drafts.close()
-        draft_ids = handover.accepted[prompt_length:]
+        draft_ids = handover.draft_ids
         draft_text = self.base.decode(draft_ids)
         yield from self._emit(stream.update(draft_text))
         stream.start_base(draft_text)
         continuation: list[int] = []
-        finish_reason = "stop"
         budget = config.max_new_tokens - len(draft_ids)
-        if budget <= 0:
-            finish_reason = "length"
-        elif not stream.stopped:
+        finish_reason = "stop" if stream.stopped or budget > 0 else "length"
+        if not stream.stopped and budget > 0:
             with self.clock.phase("continue_s"):
                 for token in session.continue_greedy(handover.accepted, budget):
                     continuation.append(token)
@@ -115,15 +118,20 @@ class WSDRun:
                 finish_reason = session.finish_reason or "stop"
         yield from self._emit(stream.update(self.base.decode(draft_ids + continuation), final=True))
         self.clock.timings.total_s = self.clock.elapsed()
-        draft_part = stream.text[: min(len(draft_text), len(stream.text))]
-        result = WSDResult(
-            text=stream.text,
+        result = self._result(stream.text, draft_text, handover, len(continuation), session, finish_reason)
+        yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
+
+    def _result(self, text: str, draft_text: str, handover: _Handover, written: int, session: BaseSession,
+                finish_reason: str) -> WSDResult:
+        draft_part = text[: len(draft_text)]
+        return WSDResult(
+            text=text,
             draft_text=draft_part,
-            base_text=stream.text[len(draft_part) :],
+            base_text=text[len(draft_part) :],
             switched=handover.switched,
             switch_index=handover.switch_index,
-            draft_tokens=len(draft_ids),
-            base_tokens=len(continuation),
+            draft_tokens=len(handover.draft_ids),
+            base_tokens=written,
             draft_tokens_generated=handover.drafted,
             base_tokens_forwarded=session.forwarded_tokens,
             probs=handover.probs,
@@ -132,7 +140,6 @@ class WSDRun:
             base_model=self.base.name,
             timings=self.clock.timings,
         )
-        yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
 
     def _draft_and_check(
         self,
@@ -171,12 +178,12 @@ class WSDRun:
                 scored = ready
                 switch = policy.first_switch(probs, valid)
             if switch is not None:
-                return _Handover(scored[: prompt_length + switch + 1], probs, True, switch, drafted)
+                return _Handover(scored[: prompt_length + switch + 1], prompt_length, probs, True, switch, drafted)
             if finished or len(scored) >= limit:
-                return _Handover(scored, probs, False, len(probs) - 1, drafted)
+                return _Handover(scored, prompt_length, probs, False, len(probs) - 1, drafted)
             yield from self._emit(stream.update(self.base.decode(scored[prompt_length:])))
             if stream.stopped:  # the accepted draft already holds a stop string: the reply is done
-                return _Handover(scored, probs, False, len(probs) - 1, drafted)
+                return _Handover(scored, prompt_length, probs, False, len(probs) - 1, drafted)
 
     def _stable_tokens(self, base_prompt: str, text: str, ids: list[int]) -> int:
         body = text.strip()
