@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from conftest import tiny_draft_tokenizer, tiny_llama
+from tiny_models import tiny_draft_tokenizer, tiny_llama
 
 from wsd_llm import TransformersModel, WSDConfig, WSDPipeline, normalize_messages
 from wsd_llm.prompts import base_prompt
