@@ -48,12 +48,17 @@ class _Clock:
 class _Handover:
     """The outcome of the check phase."""
 
-    accepted: list[int]
+    scored: list[int]
     prompt_length: int
     probs: list[float]
     switched: bool
     switch_index: int
     drafted: int
+
+    @property
+    def accepted(self) -> list[int]:
+        """Prompt + the first k + 1 draft tokens (the reference slices the same way, empty drafts too)."""
+        return self.scored[: self.prompt_length + self.switch_index + 1]
 
     @property
     def draft_ids(self) -> list[int]:
@@ -135,6 +140,7 @@ class WSDRun:
             draft_tokens_generated=handover.drafted,
             base_tokens_forwarded=session.forwarded_tokens,
             probs=handover.probs,
+            tokens=[self.base.decode([token]) for token in handover.scored[handover.prompt_length :]],
             finish_reason=finish_reason,
             draft_model=self.draft.name,
             base_model=self.base.name,
@@ -178,7 +184,7 @@ class WSDRun:
                 scored = ready
                 switch = policy.first_switch(probs, valid)
             if switch is not None:
-                return _Handover(scored[: prompt_length + switch + 1], prompt_length, probs, True, switch, drafted)
+                return _Handover(scored, prompt_length, probs, True, switch, drafted)
             if finished or len(scored) >= limit:
                 return _Handover(scored, prompt_length, probs, False, len(probs) - 1, drafted)
             yield from self._emit(stream.update(self.base.decode(scored[prompt_length:])))

@@ -36,6 +36,7 @@ class WSDResult(BaseModel):
     draft_tokens_generated: int
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
     probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")
+    tokens: list[str] = Field(description="Text of each scored draft token (base tokenizer), aligned with probs.")
     finish_reason: Literal["stop", "length"]
     draft_model: str
     base_model: str

@@ -34,7 +34,7 @@ def test_faithful_equals_reference_and_incremental_equals_faithful(real_pipe, pr
     assert (faithful.switch_index, faithful.switched) == (expected.switch_index, expected.switched)
     assert faithful.probs == pytest.approx(expected.probs, rel=1e-3, abs=1e-5)
     assert faithful.text == expected.text
-    assert faithful.draft_tokens == len(expected.accepted_ids) - expected.prompt_length
+    assert faithful.draft_tokens == expected.draft_tokens
 
     assert (incremental.switch_index, incremental.switched) == (faithful.switch_index, faithful.switched)
     assert incremental.draft_text == faithful.draft_text
@@ -118,3 +118,13 @@ def test_cli_streams_a_reply_and_says_where_the_switch_happened(real_pipe):
     assert done.returncode == 0, done.stderr
     assert "Paris" in done.stdout
     assert "no switch: the base never reached gamma=0.8" in done.stderr
+
+
+def test_padded_batches_match_faithful_runs_on_the_real_pair(real_pipe):
+    prompts = ["What is the capital of France?", "Give me three tips for learning Python.", "Say hello."]
+    batched = real_pipe.batch(prompts, batch_size=3, gamma=0.5)
+    for prompt, result in zip(prompts, batched):
+        alone = real_pipe.generate(prompt, gamma=0.5, mode="faithful")
+        assert (result.switch_index, result.switched, result.draft_text) == (
+            alone.switch_index, alone.switched, alone.draft_text)
+        assert result.probs == pytest.approx(alone.probs, rel=1e-3, abs=1e-5)

@@ -142,7 +142,7 @@ class TransformersModel:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name or str(getattr(model.config, "name_or_path", "") or type(model).__name__)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
 
     @classmethod
     def from_pretrained(
@@ -227,17 +227,17 @@ class TransformersModel:
                 f"{self.name} has no chat template: use an instruct model as the draft, "
                 "and base_format='plain' for a base model"
             )
-        with self._lock:
+        with self.lock:
             return self.tokenizer.apply_chat_template(
                 list(messages), tokenize=False, add_generation_prompt=True
             )
 
     def encode(self, text: str) -> list[int]:
-        with self._lock:
+        with self.lock:
             return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode(self, ids: Sequence[int]) -> str:
-        with self._lock:
+        with self.lock:
             return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def count_tokens(self, text: str) -> int:
@@ -246,7 +246,7 @@ class TransformersModel:
     def forward(self, ids: Sequence[int], cache: DynamicCache, rows: int) -> torch.Tensor:
         """Run ``ids`` through the model after ``cache``; return the logits of the last ``rows``."""
         input_ids = torch.tensor([list(ids)], device=self.device)
-        with self._lock, torch.inference_mode():
+        with self.lock, torch.inference_mode():
             out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
                              logits_to_keep=rows)
         return out.logits[0, -rows:]
