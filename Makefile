@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 
-.PHONY: demo test bench install-%
+.PHONY: demo test bench browser install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ install-%: $(BIN)/python
 demo: install-demo
 	$(BIN)/wsd-llm generate "$(PROMPT)"
 
-test: install-test
+# Debian's chromium renders the explain page in the browser test.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium: the explain screenshot test will be skipped"
+
+test: install-test browser
 	$(BIN)/python -m pytest
 
 bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md
+	$(BIN)/python benchmarks/bench_batch.py --output benchmarks/batch-results.md

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -12,11 +13,26 @@ from rich.logging import RichHandler
 from wsd_llm.config import WSDConfig
 from wsd_llm.results import WSDResult
 
+if TYPE_CHECKING:
+    from wsd_llm.pipeline import WSDPipeline
+
 app = typer.Typer(help="Weak-to-Strong Decoding: a small aligned draft begins, a base model finishes.",
                   no_args_is_help=True, add_completion=False)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 COLOURS = {"draft": "cyan", "base": "green"}
+
+# Options shared by every command that runs the models.
+Draft = Annotated[Optional[str], typer.Option(
+    help="Draft model: hub id, directory or .gguf; default: packaged SmolLM2-135M-Instruct.")]
+Base = Annotated[Optional[str], typer.Option(
+    help="Base model: hub id, directory or .gguf; default: packaged Gemma-3-270M.")]
+MaxNewTokens = Annotated[int, typer.Option(help="Most tokens in a reply.")]
+MaxDraftTokens = Annotated[int, typer.Option(help="Most tokens the draft may write.")]
+Gamma = Annotated[float, typer.Option(help="Switch threshold.")]
+Window = Annotated[int, typer.Option(help="Switch window size.")]
+DeviceMap = Annotated[Optional[str], typer.Option(help="e.g. auto, cpu, cuda (auto needs accelerate).")]
+Dtype = Annotated[Optional[str], typer.Option(help="e.g. auto, float32, bfloat16.")]
 
 
 @app.callback()
@@ -24,6 +40,26 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debu
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)])
     logging.getLogger("wsd_llm").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def make_config(**settings: Any) -> WSDConfig:
+    """A validated config, or exit 2 with the validation message."""
+    from pydantic import ValidationError
+
+    try:
+        return WSDConfig(**settings)
+    except ValidationError as error:
+        err.print(f"[red]invalid option:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def load_pipeline(draft: str | None, base: str | None, config: WSDConfig, device_map: str | None,
+                  dtype: str | None) -> WSDPipeline:
+    from wsd_llm.pipeline import WSDPipeline
+
+    load = {key: value for key, value in {"device_map": device_map, "dtype": dtype}.items() if value}
+    with err.status("Loading models (the first run converts the packaged GGUF files, a few minutes)"):
+        return WSDPipeline.from_pretrained(draft=draft, base=base, config=config, **load)
 
 
 def describe_switch(result: WSDResult, config: WSDConfig) -> str:
@@ -42,34 +78,23 @@ def describe_switch(result: WSDResult, config: WSDConfig) -> str:
 def generate(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
     system: Annotated[Optional[str], typer.Option(help="A system message.")] = None,
-    draft: Annotated[Optional[str], typer.Option(help="Draft model: hub id, directory or .gguf; default: packaged SmolLM2-135M-Instruct.")] = None,
-    base: Annotated[Optional[str], typer.Option(help="Base model: hub id, directory or .gguf; default: packaged Gemma-3-270M.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens in the reply.")] = 256,
-    max_draft_tokens: Annotated[int, typer.Option(help="Most tokens the draft may write.")] = 512,
-    gamma: Annotated[float, typer.Option(help="Switch threshold.")] = 0.8,
-    window: Annotated[int, typer.Option(help="Switch window size.")] = 6,
+    draft: Draft = None,
+    base: Base = None,
+    max_new_tokens: MaxNewTokens = 256,
+    max_draft_tokens: MaxDraftTokens = 512,
+    gamma: Gamma = 0.8,
+    window: Window = 6,
     temperature: Annotated[float, typer.Option(help="Draft temperature (0 = greedy).")] = 0.0,
     seed: Annotated[Optional[int], typer.Option(help="Draft sampling seed.")] = None,
     mode: Annotated[str, typer.Option(help="incremental or faithful.")] = "incremental",
     base_format: Annotated[str, typer.Option(help="plain or chat_template.")] = "plain",
-    device_map: Annotated[Optional[str], typer.Option(help="e.g. auto, cpu, cuda (needs accelerate).")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="e.g. auto, float32, bfloat16.")] = None,
+    device_map: DeviceMap = None,
+    dtype: Dtype = None,
 ) -> None:
     """Stream a WSD reply: draft text in cyan, base text in green, then where the switch happened."""
-    from pydantic import ValidationError
-
-    from wsd_llm.pipeline import WSDPipeline
-
-    try:
-        config = WSDConfig(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
-                           window=window, temperature=temperature, seed=seed, mode=mode,  # type: ignore[arg-type]
-                           base_format=base_format)  # type: ignore[arg-type]
-    except ValidationError as error:
-        err.print(f"[red]invalid option:[/red] {error}")
-        raise typer.Exit(2) from error
-    load = {key: value for key, value in {"device_map": device_map, "dtype": dtype}.items() if value}
-    with err.status("Loading models (the first run converts the packaged GGUF files, a few minutes)"):
-        pipe = WSDPipeline.from_pretrained(draft=draft, base=base, config=config, **load)
+    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
+                         window=window, temperature=temperature, seed=seed, mode=mode, base_format=base_format)
+    pipe = load_pipeline(draft, base, config, device_map, dtype)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     for event in pipe.stream(messages):
         if event.result is not None:
@@ -77,6 +102,65 @@ def generate(
             err.print(describe_switch(event.result, config), style="bold")
         else:
             out.print(event.text, style=COLOURS[event.source], end="")
+
+
+@app.command()
+def explain(
+    prompt: Annotated[str, typer.Argument(help="The user message.")],
+    html: Annotated[Path, typer.Option(help="Where to write the self-contained HTML view.")] = Path("wsd-explain.html"),
+    draft: Draft = None,
+    base: Base = None,
+    max_new_tokens: MaxNewTokens = 128,
+    max_draft_tokens: MaxDraftTokens = 128,
+    gamma: Gamma = 0.8,
+    window: Window = 6,
+    device_map: DeviceMap = None,
+    dtype: Dtype = None,
+) -> None:
+    """Show the draft token by token with the base's probability, the window mean and the switch."""
+    from wsd_llm.explain import explain as run_explain
+    from wsd_llm.explain import render_html, render_terminal
+
+    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
+                         window=window)
+    explanation = run_explain(load_pipeline(draft, base, config, device_map, dtype), prompt)
+    render_terminal(explanation, out)
+    html.write_text(render_html(explanation), encoding="utf-8")
+    err.print(f"HTML view written to {html}")
+
+
+@app.command()
+def run(
+    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of 'messages' or 'instruction'.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results JSONL; a rerun skips lines in it.")],
+    batch_size: Annotated[int, typer.Option(help="Prompts per padded batch (>1: one-shot algorithm).")] = 1,
+    draft: Draft = None,
+    base: Base = None,
+    max_new_tokens: MaxNewTokens = 256,
+    max_draft_tokens: MaxDraftTokens = 512,
+    gamma: Gamma = 0.8,
+    window: Window = 6,
+    device_map: DeviceMap = None,
+    dtype: Dtype = None,
+) -> None:
+    """Run WSD over a dataset; write per-line results, a summary and a switch-position histogram."""
+    from wsd_llm.datasets import histogram_png, histogram_text, read_prompts, run_dataset
+
+    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
+                         window=window)
+    try:
+        read_prompts(source)
+    except ValueError as error:
+        err.print(f"[red]bad input:[/red] {error}")
+        raise typer.Exit(2) from error
+    summary = run_dataset(load_pipeline(draft, base, config, device_map, dtype), source, output,
+                          batch_size=batch_size)
+    png = histogram_png(summary, output.with_suffix(".histogram.png"))
+    output.with_suffix(".summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
+    out.print(histogram_text(summary))
+    out.print(f"{summary.lines} lines, {summary.switched} switched, mean draft share "
+              f"{summary.mean_draft_share:.1%}, {summary.tokens_per_second:.1f} tokens/s")
+    err.print(f"results: {output}; summary: {output.with_suffix('.summary.json')}; histogram: {png}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,9 +58,9 @@ def explain(pipe: WSDPipeline, messages: Conversation, **options: Any) -> Explan
 
 
 def _heat(prob: float) -> str:
-    """Red for tokens the base finds unlikely, green for tokens it would write itself."""
-    red, green = int(230 * (1 - prob)) + 20, int(200 * prob) + 30
-    return f"#{red:02x}{green:02x}50"
+    """Light red for tokens the base finds unlikely, light green for tokens it would write itself."""
+    red, green = int(255 - 95 * prob), int(160 + 80 * prob)
+    return f"#{red:02x}{green:02x}a0"
 
 
 def render_terminal(explanation: Explanation, console: Console) -> None:
@@ -70,7 +70,7 @@ def render_terminal(explanation: Explanation, console: Console) -> None:
         style = f"bold {_heat(token.prob)}" if token.kept else "dim strike"
         line.append(token.text, style=style)
         if explanation.switched and i == explanation.switch_index:
-            line.append(" ⏵base ", style=f"bold white on {SWITCH_COLOUR}")
+            line.append(" → base ", style=f"bold white on {SWITCH_COLOUR}")
     console.print(line)
     console.print()
     for i, token in enumerate(explanation.tokens):
@@ -97,7 +97,7 @@ def render_html(explanation: Explanation) -> str:
         spans.append(f'<span class="{classes}" style="background:{_heat(token.prob)}" '
                      f'title="#{i} p={token.prob:.3f} mean={mean}">{html.escape(token.text)}</span>')
         if explanation.switched and i == explanation.switch_index:
-            spans.append('<span id="switch-marker" class="marker">&#9205; base</span>')
+            spans.append('<span id="switch-marker" class="marker">&#8594; base</span>')
     result = explanation.result
     return _PAGE.format(
         question=html.escape(explanation.question),

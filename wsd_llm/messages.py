@@ -46,6 +46,13 @@ def normalize_messages(messages: Conversation) -> list[Message]:
                 f"message {index} content must be a string, got {type(content).__name__}; "
                 "flatten multi-part content to text first"
             )
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"message {index} has characters that are not valid Unicode text ({error.reason} at "
+                f"position {error.start}); decode raw bytes with errors='replace' first"
+            ) from error
         result.append({"role": role, "content": content})
     if result[-1]["role"] != "user":
         raise ValueError(

@@ -128,3 +128,28 @@ def test_padded_batches_match_faithful_runs_on_the_real_pair(real_pipe):
         assert (result.switch_index, result.switched, result.draft_text) == (
             alone.switch_index, alone.switched, alone.draft_text)
         assert result.probs == pytest.approx(alone.probs, rel=1e-3, abs=1e-5)
+
+
+def test_cli_runs_a_dataset_and_writes_the_summary(real_pipe, tmp_path):
+    source = tmp_path / "prompts.jsonl"
+    source.write_text('{"instruction": "What is the capital of France?"}\n{"instruction": "Say hello."}\n')
+    output = tmp_path / "out.jsonl"
+    done = subprocess.run([sys.executable, "-m", "wsd_llm.cli", "run", str(source), "-o", str(output),
+                           "--max-new-tokens", "12"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert len(output.read_text().splitlines()) == 2
+    assert "no switch |" in done.stdout and "2 lines" in done.stdout
+    assert output.with_suffix(".histogram.png").stat().st_size > 0
+    assert '"lines": 2' in output.with_suffix(".summary.json").read_text()
+
+
+@pytest.mark.parametrize("max_draft_tokens", [1, 2, 30])
+def test_emoji_split_across_draft_tokens(real_pipe, max_draft_tokens):
+    """SmolLM2 writes 🎉 as three byte tokens; a draft cut inside one must not leak broken bytes."""
+    events = list(real_pipe.stream("Repeat exactly this text: 🎉🎉 party 🎉", gamma=0.3,
+                                   max_draft_tokens=max_draft_tokens, max_new_tokens=12))
+    result = events[-1].result
+    assert "".join(e.text for e in events) == result.text
+    assert "\ufffd" not in result.draft_text
+    if max_draft_tokens == 30:
+        assert result.text.startswith("🎉🎉 party 🎉")

@@ -24,6 +24,7 @@ def test_history_is_kept_in_order():
         ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "last message must come from the user"),
         ([{"role": "user", "content": "   "}], "last user message is empty"),
         ([{"role": "tool", "content": "42"}, {"role": "user", "content": "q"}], "unknown role 'tool'"),
+        ([{"role": "user", "content": "bad \udcff bytes"}], "not valid Unicode text .*decode raw bytes"),
     ],
 )
 def test_bad_conversations_get_clear_errors(messages, message):
