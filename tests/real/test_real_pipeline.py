@@ -128,6 +128,7 @@ def test_padded_batches_match_faithful_runs_on_the_real_pair(real_pipe):
         assert (result.switch_index, result.switched, result.draft_text) == (
             alone.switch_index, alone.switched, alone.draft_text)
         assert result.probs == pytest.approx(alone.probs, rel=1e-3, abs=1e-5)
+        assert (result.text, result.base_tokens) == (alone.text, alone.base_tokens)
 
 
 def test_cli_runs_a_dataset_and_writes_the_summary(real_pipe, tmp_path):

@@ -227,6 +227,7 @@ def test_padded_batches_match_faithful_runs_one_by_one(pipe, gamma):
             alone.switch_index, alone.switched, alone.draft_text)
         assert result.probs == pytest.approx(alone.probs, rel=1e-3)
         assert result.text == alone.text
+        assert (result.base_tokens, result.finish_reason) == (alone.base_tokens, alone.finish_reason)
 
 
 def test_batch_size_must_be_positive(pipe):

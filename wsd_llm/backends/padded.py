@@ -69,8 +69,16 @@ def generate_rows(
     written = []
     for row in out[:, ids.shape[1] :].tolist():
         end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
-        written.append(row[:end])
+        written.append(row[: _through_first_stop(lm, row[:end], stops)])
     return written
+
+
+def _through_first_stop(lm: TransformersModel, row: list[int], stops: Sequence[str]) -> int:
+    """Tokens up to the one completing the first stop string: rows that stopped early in a
+    batch kept generating while the others finished."""
+    if not any(stop in lm.decode(row) for stop in stops):
+        return len(row)
+    return next(end for end in range(1, len(row) + 1) if any(stop in lm.decode(row[:end]) for stop in stops))
 
 
 def score_rows(lm: TransformersModel, rows: Sequence[Sequence[int]], starts: Sequence[int]) -> list[list[float]]:
