@@ -137,7 +137,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> Summary:
     return Summary(
         lines=len(records),
         switched=sum(bins.values()),
-        histogram={f"{b * HISTOGRAM_BIN}-{(b + 1) * HISTOGRAM_BIN - 1}": bins[b] for b in sorted(bins)},
+        histogram={f"{b * HISTOGRAM_BIN}-{(b + 1) * HISTOGRAM_BIN - 1}": bins[b] for b in range(max(bins, default=-1) + 1)},
         no_switch=len(records) - sum(bins.values()),
         mean_draft_share=sum(shares) / len(shares) if shares else 0.0,
         tokens_per_second=sum(tokens) / seconds if seconds else 0.0,

@@ -97,3 +97,14 @@ def test_bad_lines_are_named(tmp_path, line, message):
     path.write_text('{"instruction": "fine"}\n' + line + "\n")
     with pytest.raises(ValueError, match=message):
         read_prompts(path)
+
+
+def test_histogram_keeps_empty_bins_between_switches():
+    from wsd_llm.datasets import summarize
+
+    record = {"draft_tokens": 4, "base_tokens": 4, "timings": {"total_s": 1.0}}
+    summary = summarize([{**record, "switched": True, "switch_index": 3},
+                         {**record, "switched": True, "switch_index": 20},
+                         {**record, "switched": False, "switch_index": 7}])
+    assert summary.histogram == {"0-7": 1, "8-15": 0, "16-23": 1}
+    assert (summary.no_switch, summary.mean_draft_share, summary.tokens_per_second) == (1, 0.5, 8.0)
