@@ -13,8 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bench_wsd import PROMPTS, machine
-from rich.console import Console
+from bench_wsd import PROMPTS, publish
 from rich.table import Table
 
 from wsd_llm import WSDConfig, WSDPipeline
@@ -62,11 +61,7 @@ def main() -> None:
         tokens = sum(r.draft_tokens + r.base_tokens for r in results)
         table.add_row(f"padded batches of {size}", f"{seconds:.1f}", str(tokens), f"{tokens / seconds:.1f}",
                       f"{(tokens / seconds) / (base_tokens / base_seconds):.2f}")
-    console = Console(record=True, width=120)
-    console.print(table)
-    console.print(f"machine: {machine()}")
-    if args.output:
-        args.output.write_text(console.export_text())
+    publish(table, args.output)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,15 @@ def machine() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
 
 
+def publish(table: Table, output: Path | None) -> None:
+    """Print the table with the machine it was measured on; keep a copy if asked."""
+    console = Console(record=True, width=160)
+    console.print(table)
+    console.print(f"machine: {machine()}")
+    if output:
+        output.write_text(console.export_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draft", help="draft model (default: packaged SmolLM2-135M-Instruct)")
@@ -61,7 +70,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--max-draft-tokens", type=int, default=512)
     parser.add_argument("--gamma", type=float, default=0.8)
-    parser.add_argument("--output", type=Path, help="also write the table as Markdown here")
+    parser.add_argument("--output", type=Path, help="also write the table as text here")
     args = parser.parse_args()
 
     config = WSDConfig(max_new_tokens=args.max_new_tokens, max_draft_tokens=args.max_draft_tokens, gamma=args.gamma)
@@ -92,11 +101,7 @@ def main() -> None:
     table.add_row("total", "", "", "", "", "", f"{totals['inc']:.1f}", f"{totals['ref']:.1f}",
                   f"{totals['base']:.1f}", f"{totals['inc'] / totals['ref']:.2f}",
                   f"{totals['inc'] / totals['base']:.2f}")
-    console = Console(record=True, width=160)
-    console.print(table)
-    console.print(f"machine: {machine()}")
-    if args.output:
-        args.output.write_text(console.export_text())
+    publish(table, args.output)
 
 
 if __name__ == "__main__":
