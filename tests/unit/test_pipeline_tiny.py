@@ -218,6 +218,17 @@ def test_a_saved_directory_loads(tmp_path, tiny_draft):
     assert loaded.context_window == 256
 
 
+@pytest.mark.parametrize(("device_map", "dtype"), [("auto", "float32"), ("cpu", "bfloat16")])
+def test_accelerate_placement_and_dtypes_load_and_run(tmp_path, tiny_draft, tiny_base, device_map, dtype):
+    tiny_draft.model.save_pretrained(tmp_path)
+    tiny_draft.tokenizer.save_pretrained(tmp_path)
+    draft = TransformersModel.from_pretrained(tmp_path, device_map=device_map, dtype=dtype)
+    assert str(draft.model.dtype) == f"torch.{dtype}" and draft.device.type == "cpu"
+    events = list(WSDPipeline(draft, tiny_base, SMALL).stream("Hello!", gamma=0.0035))
+    assert "".join(e.text for e in events) == events[-1].result.text
+    assert events[-1].result.draft_tokens_generated > 0
+
+
 @pytest.mark.parametrize("gamma", [0.0035, 1.0])
 def test_padded_batches_match_faithful_runs_one_by_one(pipe, gamma):
     batched = pipe.batch(PROMPTS, batch_size=3, gamma=gamma)
