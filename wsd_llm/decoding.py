@@ -137,6 +137,7 @@ class WSDRun:
             switch_index=handover.switch_index,
             draft_tokens=len(handover.draft_ids),
             base_tokens=written,
+            prompt_tokens=handover.prompt_length,
             draft_tokens_generated=handover.drafted,
             base_tokens_forwarded=session.forwarded_tokens,
             probs=handover.probs,

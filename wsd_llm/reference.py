@@ -77,6 +77,7 @@ def generate_one_shot(
             switch_index=lasts[i],
             draft_tokens=len(kept),
             base_tokens=len(more),
+            prompt_tokens=n,
             draft_tokens_generated=len(written[i]),
             base_tokens_forwarded=len(rows[i]) + len(accepted[i]) + max(len(more) - 1, 0),
             probs=all_probs[i],

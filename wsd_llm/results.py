@@ -33,6 +33,7 @@ class WSDResult(BaseModel):
     switch_index: int = Field(description="Index k of the last kept draft token; -1 for an empty draft.")
     draft_tokens: int = Field(description="Draft tokens kept, k + 1, in base tokens.")
     base_tokens: int = Field(description="Tokens the base model wrote after the handover.")
+    prompt_tokens: int = Field(description="Tokens of the base model's prompt (the conversation).")
     draft_tokens_generated: int
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
     probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")

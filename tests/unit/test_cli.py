@@ -8,7 +8,7 @@ from wsd_llm.results import Timings, WSDResult
 
 def result(switched: bool) -> WSDResult:
     return WSDResult(text="ab", draft_text="a", base_text="b", switched=switched, switch_index=7, draft_tokens=8,
-                     base_tokens=5, draft_tokens_generated=16, base_tokens_forwarded=40, probs=[], tokens=[],
+                     base_tokens=5, prompt_tokens=12, draft_tokens_generated=16, base_tokens_forwarded=40, probs=[], tokens=[],
                      finish_reason="stop", draft_model="d", base_model="b", timings=Timings(total_s=1.25))
 
 

@@ -47,7 +47,7 @@ def test_faithful_mode_equals_the_one_shot_reference(any_pipe, prompt, gamma):
     assert (result.switch_index, result.switched) == (expected.switch_index, expected.switched)
     assert result.probs == pytest.approx(expected.probs, rel=1e-4)
     assert result.text == expected.text
-    assert result.draft_tokens == expected.draft_tokens
+    assert (result.draft_tokens, result.prompt_tokens) == (expected.draft_tokens, expected.prompt_tokens)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 5, 16])
@@ -73,7 +73,8 @@ def test_the_prompt_is_prefilled_once(pipe):
         result = pipe.generate(prompt, gamma=0.0035)
         # Scoring forwards prompt + draft minus its last token; the handover re-runs at most one token
         # per re-tokenized chunk; the continuation forwards each token it writes.
-        once = base_prompt_tokens(pipe, prompt) + len(result.probs) + result.base_tokens
+        assert result.prompt_tokens == base_prompt_tokens(pipe, prompt)
+        once = result.prompt_tokens + len(result.probs) + result.base_tokens
         assert once - 1 <= result.base_tokens_forwarded <= once + SMALL.chunk_size
 
 
