@@ -39,12 +39,12 @@ class ToolChoice:
     @classmethod
     def parse(cls, tools: Sequence[ToolSchema], choice: Any) -> ToolChoice:
         names = [tool["function"]["name"] for tool in tools]
+        if isinstance(choice, Mapping):  # {"type": "function", "function": {"name": ...}}
+            choice = choice.get("function", choice).get("name")
         if choice in _AUTO_CHOICES:
             return cls(tuple(tools))
         if choice == "none" or choice is False:
             return cls(())
-        if isinstance(choice, Mapping):  # {"type": "function", "function": {"name": ...}}
-            choice = choice.get("function", choice).get("name")
         if choice in _FORCED_CHOICES:
             return cls(tuple(tools), required=True, name=names[0] if len(names) == 1 else None)
         if isinstance(choice, str) and choice in names:
