@@ -177,13 +177,12 @@ class ChatWSD(BaseChatModel):
         choice = ToolChoice.parse(kwargs.pop("tools", None) or [], kwargs.pop("tool_choice", None))
         max_tokens = kwargs.pop("max_tokens", self.max_tokens)
         stop = stop if stop is not None else self.stop
-        options = {
-            **self.wsd_options,
+        standard = {
             "max_new_tokens": max_tokens,
             "temperature": kwargs.pop("temperature", self.temperature),
             "stop": tuple(stop) if stop else None,
-            **kwargs,
         }
+        options = {**self.wsd_options, **{k: v for k, v in standard.items() if v is not None}, **kwargs}
         return with_tool_prompt(to_wsd_messages(messages), choice), options, choice
 
     def _stream(

@@ -84,10 +84,13 @@ def test_stream_chunks_name_their_writer_and_report_once(llm):
     assert llm.invoke("Hello").content == full.content
 
 
-def test_max_tokens_and_temperature_reach_the_pipeline(llm):
+def test_max_tokens_and_temperature_reach_the_pipeline(llm, tiny_pipe):
     reply = llm.invoke("Hello", max_tokens=3)
     assert reply.usage_metadata["output_tokens"] <= 3
     assert reply.response_metadata["finish_reason"] == "length"
+    # Unset standard fields leave wsd_options alone.
+    capped = ChatWSD(pipeline=tiny_pipe, wsd_options={"max_new_tokens": 2}).invoke("Hello")
+    assert capped.usage_metadata["output_tokens"] <= 2
     with pytest.raises(ValueError, match="temperature"):
         llm.invoke("Hello", temperature=-1)
     with pytest.raises(TypeError, match="unknown generation option"):
