@@ -77,10 +77,13 @@ def _arguments_hint(tool: ToolSchema) -> str:
     return "{" + fields + "}"
 
 
+def _call_example(tool: ToolSchema) -> str:
+    return f'{{"tool": "{tool["function"]["name"]}", "arguments": {_arguments_hint(tool)}}}'
+
+
 def _describe(tool: ToolSchema) -> str:
-    function = tool["function"]
-    description = function.get("description", "").strip().replace("\n", " ")
-    return f'- {function["name"]}: {description} Arguments: {_arguments_hint(tool)}'
+    description = tool["function"].get("description", "").strip().replace("\n", " ")
+    return f"- {tool['function']['name']}: {description} Call: {_call_example(tool)}"
 
 
 def with_tool_prompt(messages: list[Message], choice: ToolChoice) -> list[Message]:
@@ -88,7 +91,7 @@ def with_tool_prompt(messages: list[Message], choice: ToolChoice) -> list[Messag
     if not choice.tools:
         return messages
     lines = ["You can use these tools:", *map(_describe, choice.tools),
-             'To use a tool, reply with only a JSON object: {"tool": "<tool name>", "arguments": {...}}.']
+             "To use a tool, reply with only its JSON call, with real values for the arguments."]
     if not choice.required:
         lines.append("If no tool is needed, answer normally.")
     system = "\n".join(lines)
@@ -102,7 +105,8 @@ def with_tool_prompt(messages: list[Message], choice: ToolChoice) -> list[Messag
             ask = (f'Use the tool "{choice.name}". Reply with only its arguments as a JSON object: '
                    f"{_arguments_hint(choice.schema(choice.name))}")
         else:
-            ask = 'Use one of the tools. Reply with only a JSON object: {"tool": "<tool name>", "arguments": {...}}'
+            names = ", ".join(tool["function"]["name"] for tool in choice.tools)
+            ask = f"Use one of the tools ({names}). Reply with only its JSON call."
         result[-1] = {"role": "user", "content": f"{result[-1]['content']}\n\n{ask}"}
     return result
 
