@@ -5,7 +5,8 @@ The core knows three roles, so the rest are written as text turns:
 * an AI message's tool calls become the JSON objects of the tool protocol
   (``{"tool": name, "arguments": {...}}``, one per line) after its text;
 * a tool result becomes a user turn ``Tool result (name): content`` (``Tool error`` when its
-  status is ``"error"``), so the model answers the result like any user turn.
+  status is ``"error"``) followed by ``Now answer my question using this result.``: without
+  that line a small model tends to repeat its last tool call instead of answering.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from wsd_llm import Message
 _ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "ai": "assistant"}
 # Content blocks that carry no text for the model: tool calls are rendered from `tool_calls`.
 _SKIPPED_BLOCKS = {"tool_use", "tool_call", "reasoning", "thinking"}
+_ANSWER_FROM_RESULT = "Now answer my question using this result."
 
 
 def tool_call_text(name: str, arguments: dict[str, Any]) -> str:
@@ -66,7 +68,7 @@ def to_wsd_message(message: BaseMessage) -> Message:
     if isinstance(message, ToolMessage):
         label = "Tool error" if message.status == "error" else "Tool result"
         name = f" ({message.name})" if message.name else ""
-        return {"role": "user", "content": f"{label}{name}: {text}"}
+        return {"role": "user", "content": f"{label}{name}: {text}\n\n{_ANSWER_FROM_RESULT}"}
     if isinstance(message, ChatMessage) and message.role in _ROLES:
         return {"role": _ROLES[message.role], "content": text}  # type: ignore[typeddict-item]
     raise ValueError(

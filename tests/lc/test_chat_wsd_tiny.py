@@ -50,9 +50,9 @@ def test_history_with_tool_turns_maps_to_core_turns(tiny_draft):
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is 1 + 2?"},
         {"role": "assistant", "content": '{"tool": "add", "arguments": {"a": 1, "b": 2}}'},
-        {"role": "user", "content": "Tool result (add): 3"},
+        {"role": "user", "content": "Tool result (add): 3\n\nNow answer my question using this result."},
         {"role": "assistant", "content": "It is 3."},
-        {"role": "user", "content": "Tool error (add): boom"},
+        {"role": "user", "content": "Tool error (add): boom\n\nNow answer my question using this result."},
     ]
     # Both prompt formats render every turn.
     assert "Tool result (add): 3" in prompts.draft_prompt(tiny_draft, turns)
