@@ -4,8 +4,9 @@ Bound tools are described in a system turn; to call one, the model replies with 
 object ``{"tool": name, "arguments": {...}}``. The first JSON object of the reply is taken
 (fenced blocks and text around it are fine; a reply cut by the token limit is completed).
 When a call is required (``tool_choice`` any/required/a name) the last user turn also asks
-for the call, and for a single tool the model only writes its arguments: tiny models manage
-that far more often than the whole envelope, and the call then always names a bound tool.
+for the call and the draft's reply is prefilled with its start (``ToolChoice.prefill``); for
+a single tool the model only writes its arguments: tiny models manage that far more often
+than the whole envelope, and the call then always names a bound tool.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class ToolChoice:
         if choice == "none" or choice is False:
             return cls(())
         if choice in _FORCED_CHOICES:
+            if not names:
+                raise ValueError(f"tool_choice {choice!r} requires a call, but no tools are bound")
             return cls(tuple(tools), required=True, name=names[0] if len(names) == 1 else None)
         if isinstance(choice, str) and choice in names:
             return cls(tuple(tools), required=True, name=choice)

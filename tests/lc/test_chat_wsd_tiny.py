@@ -122,6 +122,8 @@ def test_parse_tool_call_by_choice():
 def test_tool_choice_checks_and_prefills():
     with pytest.raises(ValueError, match="tool_choice 'subtract' is not supported.*add, now"):
         ToolChoice.parse(TOOLS, "subtract")
+    with pytest.raises(ValueError, match="no tools are bound"):
+        ToolChoice.parse([], "any")
     assert ToolChoice.parse(TOOLS, "add").prefill() == '{"a": '
     assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == "{}"
     assert ToolChoice.parse(TOOLS, "required").prefill() == '{"tool": "'
