@@ -28,7 +28,7 @@ class TokenCounter(BaseCallbackHandler):
 def test_stream_fires_one_callback_per_chunk_and_reports_once(real_llm):
     counter = TokenCounter()
     chunks = list(real_llm.stream("Give me three tips for learning Python.", config={"callbacks": [counter]},
-                                  gamma=0.5, max_tokens=24))
+                                  gamma=0.5, max_tokens=40))
     assert len(counter.tokens) == len(chunks)
     assert counter.tokens == [chunk.text for chunk in chunks]
     assert [chunk.chunk_position for chunk in chunks] == [None] * (len(chunks) - 1) + ["last"]
