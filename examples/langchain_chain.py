@@ -24,7 +24,7 @@ llm = ChatWSD(max_tokens=48, wsd_options={"gamma": 0.5})
 def main() -> None:
     started = time.perf_counter()
     print("stream, each piece tagged with its writer:")
-    for chunk in (prompt | llm).stream({"question": "How do I stay focused while studying?"}):
+    for chunk in (prompt | llm).stream({"question": "Give me three tips for learning Python."}):
         for source in chunk.response_metadata.get("wsd_sources", []):
             print(f"[{source}] {chunk.text!r}")
         if chunk.usage_metadata:
