@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 
-.PHONY: demo test bench browser install-%
+.PHONY: demo test bench browser langchain-examples install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,10 @@ test: install-test browser
 bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md
 	$(BIN)/python benchmarks/bench_batch.py --output benchmarks/batch-results.md
+
+# The LangChain examples on the packaged pair; the RAG one embeds the README with WordLlama.
+langchain-examples: install-test
+	$(BIN)/pip install --quiet wordllama
+	$(BIN)/python examples/langchain_chain.py
+	$(BIN)/python examples/langchain_rag.py "How do I run the tests?"
+	$(BIN)/python examples/langchain_agent.py

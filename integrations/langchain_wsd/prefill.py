@@ -1,0 +1,45 @@
+"""Start the draft's reply with fixed text, so a tiny model cannot miss a required format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from wsd_llm import DraftLM, Message
+
+
+class PrefilledDraft:
+    """A draft model whose replies begin with ``prefix``.
+
+    The prefix is appended to the draft's prompt and counted as drafted text, so the base
+    model scores it like any draft token and the WSD switch rule is unchanged.
+    """
+
+    def __init__(self, draft: DraftLM, prefix: str) -> None:
+        self.inner = draft
+        self.prefix = prefix
+        self.name = draft.name
+
+    @property
+    def bos_token(self) -> str | None:
+        return self.inner.bos_token
+
+    @property
+    def context_window(self) -> int:
+        return self.inner.context_window
+
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        return self.inner.apply_chat_template(messages) + self.prefix
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream_draft(self, prompt: str, **options: Any) -> Iterator[str]:
+        """The prefix first (one drafted step, so it survives an immediate end), then the model's text."""
+        texts = self.inner.stream_draft(prompt, **options)
+        try:
+            yield self.prefix
+            for text in texts:
+                yield self.prefix + text
+        finally:
+            texts.close()  # stops the model when the pipeline stops drafting

@@ -1,0 +1,144 @@
+"""ChatWSD mechanics on the tiny random pair, and its message and tool-call conversions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.base import BaseMessage
+from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from langchain_wsd import ChatWSD
+from langchain_wsd.messages import to_wsd_messages
+from langchain_wsd.tools import ToolChoice, first_json_object, parse_tool_call
+from wsd_llm import prompts
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+def now() -> str:
+    """The current time."""
+    return "noon"
+
+
+TOOLS = [convert_to_openai_tool(add), convert_to_openai_tool(now)]
+
+
+@pytest.fixture
+def llm(tiny_pipe) -> ChatWSD:
+    return ChatWSD(pipeline=tiny_pipe, max_tokens=8)
+
+
+def test_history_with_tool_turns_maps_to_core_turns(tiny_draft):
+    history = [
+        SystemMessage("Be brief."),
+        HumanMessage("What is 1 + 2?"),
+        AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}]),
+        ToolMessage("3", name="add", tool_call_id="c1"),
+        AIMessage([{"type": "text", "text": "It is 3."}]),
+        ToolMessage("boom", name="add", tool_call_id="c2", status="error"),
+    ]
+    turns = to_wsd_messages(history)
+    assert turns == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 1 + 2?"},
+        {"role": "assistant", "content": '{"tool": "add", "arguments": {"a": 1, "b": 2}}'},
+        {"role": "user", "content": "Tool result (add): 3\n\nNow answer my question using this result."},
+        {"role": "assistant", "content": "It is 3."},
+        {"role": "user", "content": "Tool error (add): boom\n\nNow answer my question using this result."},
+    ]
+    # Both prompt formats render every turn.
+    assert "Tool result (add): 3" in prompts.draft_prompt(tiny_draft, turns)
+    assert "[User]\nTool result (add): 3" in prompts.plain_prompt(turns)
+
+
+def test_images_and_unknown_messages_get_clear_errors(llm):
+    image = HumanMessage([{"type": "text", "text": "What is this?"},
+                          {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}])
+    with pytest.raises(ValueError, match="text-only models.*'image_url'"):
+        llm.invoke([image])
+
+    class Odd(BaseMessage):
+        type: str = "odd"
+
+    with pytest.raises(ValueError, match="cannot represent a Odd"):
+        to_wsd_messages([Odd("x")])
+    with pytest.raises(ValueError, match="last message must come from the user"):
+        llm.invoke([HumanMessage("hi"), AIMessage("hello")])
+
+
+def test_stream_chunks_name_their_writer_and_report_once(llm):
+    chunks = list(llm.stream("Hello"))
+    assert chunks[-1].chunk_position == "last"
+    assert [c.usage_metadata is not None for c in chunks].count(True) == 1
+    assert [c.response_metadata.get("model_name") for c in chunks].count(llm.model_name) == 1
+    full = sum(chunks[1:], chunks[0])
+    assert full.response_metadata["wsd_sources"] == [c.response_metadata["wsd_sources"][0] for c in chunks[:-1]]
+    assert llm.invoke("Hello").content == full.content
+
+
+def test_max_tokens_and_temperature_reach_the_pipeline(llm, tiny_pipe):
+    reply = llm.invoke("Hello", max_tokens=3)
+    assert reply.usage_metadata["output_tokens"] <= 3
+    assert reply.response_metadata["finish_reason"] == "length"
+    # Unset standard fields leave wsd_options alone.
+    capped = ChatWSD(pipeline=tiny_pipe, wsd_options={"max_new_tokens": 2}).invoke("Hello")
+    assert capped.usage_metadata["output_tokens"] <= 2
+    with pytest.raises(ValueError, match="temperature"):
+        llm.invoke("Hello", temperature=-1)
+    with pytest.raises(TypeError, match="unknown generation option"):
+        llm.invoke("Hello", bogus=1)
+
+
+def test_first_json_object_is_tolerant():
+    assert first_json_object('Sure! ```json\n{"tool": "add", "arguments": {"a": 1}}\n``` done') == {
+        "tool": "add", "arguments": {"a": 1}}
+    assert first_json_object("{not json} then {\"a\": 2}") == {"a": 2}
+    assert first_json_object('{"a": 1, "b": "cut off') == {"a": 1, "b": "cut off"}
+    assert first_json_object("no braces") is None
+
+
+def test_parse_tool_call_by_choice():
+    auto = ToolChoice.parse(TOOLS, "auto")
+    assert parse_tool_call('{"tool": "add", "arguments": {"a": 1, "b": 2}}', auto).name == "add"
+    assert parse_tool_call('{"name": "add", "parameters": {"a": 1}}', auto).arguments == '{"a": 1}'
+    assert parse_tool_call('{"tool": "unbound", "arguments": {}}', auto) is None  # a plain answer
+    assert parse_tool_call("Just text.", auto) is None
+    named = ToolChoice.parse(TOOLS, "add")
+    assert json.loads(parse_tool_call('{"a": 1, "b": 2}', named).arguments) == {"a": 1, "b": 2}
+    assert parse_tool_call("no idea", named).arguments == "no idea"  # becomes an invalid tool call
+    assert parse_tool_call("whatever", ToolChoice.parse(TOOLS, "now")).arguments == "{}"
+    assert parse_tool_call("I would use now", ToolChoice.parse(TOOLS, "any")).name == "now"
+    assert parse_tool_call('{"tool": "add"}', ToolChoice.parse(TOOLS, "none")) is None
+
+
+def test_tool_choice_checks_and_prefills():
+    with pytest.raises(ValueError, match="tool_choice 'subtract' is not supported.*add, now"):
+        ToolChoice.parse(TOOLS, "subtract")
+    with pytest.raises(ValueError, match="no tools are bound"):
+        ToolChoice.parse([], "any")
+    assert ToolChoice.parse(TOOLS, "add").prefill() == '{"a": '
+    assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == "{}"
+    assert ToolChoice.parse(TOOLS, "required").prefill() == '{"tool": "'
+    assert ToolChoice.parse(TOOLS, None).prefill() == ""
+
+
+def test_bind_tools_rejects_a_choice_it_cannot_honour(llm):
+    with pytest.raises(ValueError, match="not supported"):
+        llm.bind_tools([add], tool_choice="now")
+
+
+def test_construction_is_lazy_and_checks_options(tiny_pipe):
+    llm = ChatWSD(draft="no/such-model", base="no/such-base", wsd_options={"gamma": 0.5})
+    assert llm.model_name == "wsd:no/such-model+no/such-base"
+    with pytest.raises(ValueError, match="gamma"):
+        ChatWSD(wsd_options={"gamma": 2})
+    with pytest.raises(ValueError, match="either `pipeline` or `draft`/`base`"):
+        ChatWSD(pipeline=tiny_pipe, draft="x")
