@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
+DOCS ?= .
+EXT ?= .md
+QUESTION ?= What does wsd-llm do, and how does it decide when the base model takes over?
 
-.PHONY: demo test bench browser install-%
+.PHONY: demo test bench browser rag install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +33,8 @@ test: install-test browser
 bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md
 	$(BIN)/python benchmarks/bench_batch.py --output benchmarks/batch-results.md
+
+# LlamaIndex RAG over a folder of text files (by default this repository's docs):
+#   make rag DOCS=path/to/notes EXT=".md .txt" QUESTION="..."
+rag: install-demo,llamaindex
+	$(BIN)/python examples/llamaindex_rag.py "$(DOCS)" "$(QUESTION)" --ext $(EXT)
