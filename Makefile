@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 DOCS ?= .
 EXT ?= .md
-QUESTION ?= What does wsd-llm do, and how does it decide when the base model takes over?
+QUESTION ?= When does the base model take over from the draft?
 
 .PHONY: demo test bench browser rag install-%
 

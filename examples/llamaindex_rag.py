@@ -21,8 +21,8 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.core.node_parser import SentenceSplitter
-
 from llama_index.llms.wsd import WSDLLM, WordLlamaEmbedding
+
 from wsd_llm import WSDConfig, WSDPipeline
 
 
@@ -45,10 +45,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("folder", type=Path, help="folder of text files (searched recursively)")
     parser.add_argument("question")
     parser.add_argument("--ext", nargs="+", default=[".md", ".txt", ".rst"], help="file extensions to read")
-    parser.add_argument("--top-k", type=int, default=2, help="passages given to the model")
-    parser.add_argument("--chunk-size", type=int, default=256, help="tokens per indexed passage")
+    parser.add_argument("--top-k", type=int, default=3, help="passages given to the model")
+    parser.add_argument("--chunk-size", type=int, default=128, help="tokens per indexed passage")
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--gamma", type=float, default=0.8, help="switch threshold of WSD")
+    parser.add_argument("--stop", nargs="*", default=["\n\n"],
+                        help="stop strings; the default blank line keeps the answer to one paragraph, "
+                             "as the small base model tends to repeat itself (a bare --stop disables it)")
     return parser.parse_args()
 
 
@@ -59,11 +62,13 @@ def main() -> int:
     started = time.perf_counter()
     documents = SimpleDirectoryReader(str(args.folder), recursive=True, required_exts=args.ext,
                                       exclude_hidden=True).load_data()
-    index = VectorStoreIndex.from_documents(
-        documents, embed_model=WordLlamaEmbedding(), transformations=[SentenceSplitter(chunk_size=args.chunk_size)]
-    )
-    pipeline = WSDPipeline.from_pretrained(config=WSDConfig(max_new_tokens=args.max_new_tokens, gamma=args.gamma))
-    engine = index.as_query_engine(llm=WSDLLM(pipeline=pipeline), streaming=True, similarity_top_k=args.top_k)
+    splitter = SentenceSplitter(chunk_size=args.chunk_size, chunk_overlap=args.chunk_size // 8)
+    index = VectorStoreIndex.from_documents(documents, embed_model=WordLlamaEmbedding(),
+                                            transformations=[splitter])
+    config = WSDConfig(max_new_tokens=args.max_new_tokens, gamma=args.gamma)
+    pipeline = WSDPipeline.from_pretrained(config=config)
+    llm = WSDLLM(pipeline=pipeline, stop=args.stop)
+    engine = index.as_query_engine(llm=llm, streaming=True, similarity_top_k=args.top_k)
     print(f"indexed {len(documents)} files from {args.folder}; models loaded "
           f"[{time.perf_counter() - started:.1f} s]\n")
 

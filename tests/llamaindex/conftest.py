@@ -6,8 +6,8 @@ import pytest
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-
 from llama_index.llms.wsd import WSDLLM, WordLlamaEmbedding
+
 from wsd_llm import WSDConfig, WSDPipeline
 
 # Random models give every token a probability near 1/vocab: at this gamma the base takes over
@@ -17,7 +17,8 @@ TINY_GAMMA = 0.0035
 
 @pytest.fixture(scope="module")
 def small_pipe(tiny_draft, tiny_base) -> WSDPipeline:
-    return WSDPipeline(tiny_draft, tiny_base, WSDConfig(max_new_tokens=32, max_draft_tokens=32, gamma=TINY_GAMMA))
+    config = WSDConfig(max_new_tokens=32, max_draft_tokens=32, gamma=TINY_GAMMA)
+    return WSDPipeline(tiny_draft, tiny_base, config)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from llama_index.core.llms import ChatMessage
-
 from llama_index.llms.wsd import WSDLLM
+
 from wsd_llm import WSDResult
 
 PROMPT = "Give me tips."
@@ -170,10 +170,8 @@ async def test_async_methods_give_the_same_replies_without_blocking_the_loop(tin
 
 
 async def _last(stream):
-    last = None
-    async for last in await stream:
-        pass
-    return last
+    chunks = [chunk async for chunk in await stream]
+    return chunks[-1]
 
 
 def test_bad_input_is_refused_with_a_clear_message(small_pipe, tiny_draft, tiny_llm):

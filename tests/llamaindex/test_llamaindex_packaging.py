@@ -25,6 +25,7 @@ def test_imports_from_outside_the_repository_alongside_llama_index_core(tmp_path
         "assert issubclass(wsd.WSDLLM, CustomLLM)\n"
         "print(wsd.__file__)"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == Path(llama_index.llms.wsd.__file__)

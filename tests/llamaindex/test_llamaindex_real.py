@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.react import ReActChatFormatter
+from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+from llama_index.core.tools import FunctionTool
+from llama_index.llms.wsd import WSDLLM
 
 pytestmark = pytest.mark.real
 
@@ -74,12 +78,6 @@ async def test_react_agent_calls_the_tool_and_answers(real_pipe):
     agent gets a short header with an example, and the question asks for the three lines. The draft
     then begins "Thought: I need to multiply", the base finishes the action, and the stop string
     ends the reply before the model writes an observation of its own."""
-    from llama_index.core.agent.react import ReActChatFormatter
-    from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
-    from llama_index.core.tools import FunctionTool
-
-    from llama_index.llms.wsd import WSDLLM
-
     llm = WSDLLM(pipeline=real_pipe, stop=["\nObservation:"])
     agent = ReActAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=False,
                        formatter=ReActChatFormatter.from_defaults(system_header=REACT_HEADER))

@@ -15,7 +15,6 @@ the last user turn):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -39,7 +38,10 @@ from wsd_llm import StreamEvent, WSDConfig, WSDPipeline, WSDResult, normalize_me
 from wsd_llm.messages import Message
 from wsd_llm.pipeline import ModelSpec
 
-logger = logging.getLogger(__name__)
+# A checked conversation and the WSDConfig overrides of one call.
+Request = tuple[list[Message], dict[str, Any]]
+# A stream chunk before it becomes a LlamaIndex response: cumulative text, new piece, raw.
+Chunk = tuple[str, str, dict[str, Any]]
 
 _ROLES: dict[MessageRole, str] = {
     MessageRole.SYSTEM: "system",
@@ -82,9 +84,9 @@ class _Chunker:
 
     def __init__(self) -> None:
         self.text = ""
-        self.pending: tuple[str, str, dict[str, Any]] | None = None
+        self.pending: Chunk | None = None
 
-    def push(self, event: StreamEvent) -> tuple[str, str, dict[str, Any]] | None:
+    def push(self, event: StreamEvent) -> Chunk | None:
         """The chunk that is now complete, if any."""
         if event.result is not None:
             text, delta, raw = self.pending or ("", "", {"source": event.source})
@@ -98,12 +100,12 @@ class _Chunker:
         return ready
 
 
-def _completion(chunk: tuple[str, str, dict[str, Any]]) -> CompletionResponse:
+def _completion(chunk: Chunk) -> CompletionResponse:
     text, delta, raw = chunk
     return CompletionResponse(text=text, delta=delta, raw=raw)
 
 
-def _chat(chunk: tuple[str, str, dict[str, Any]]) -> ChatResponse:
+def _chat(chunk: Chunk) -> ChatResponse:
     text, delta, raw = chunk
     return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, raw=raw)
 
@@ -185,34 +187,35 @@ class WSDLLM(CustomLLM):
         options.update(self.generate_kwargs)
         extra_stop = call_kwargs.pop("stop", None) or ()
         options.update(call_kwargs)
-        stop = [*self._pipeline.config.stop, *self.stop, *([extra_stop] if isinstance(extra_stop, str) else extra_stop)]
-        options["stop"] = tuple(dict.fromkeys(stop))
+        if isinstance(extra_stop, str):
+            extra_stop = [extra_stop]
+        options["stop"] = tuple(dict.fromkeys([*self._pipeline.config.stop, *self.stop, *extra_stop]))
         return options
 
-    def _prompt_request(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> tuple[list[Message], dict]:
+    def _prompt_request(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> Request:
         if not formatted:
             prompt = self.completion_to_prompt(prompt)
         return self._request([{"role": "user", "content": prompt}], kwargs)
 
-    def _chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[list[Message], dict]:
+    def _chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Request:
         # LlamaIndex fills an unset messages_to_prompt with its generic one; only a user's own counts.
         if self.messages_to_prompt is not generic_messages_to_prompt:
             return self._request([{"role": "user", "content": self.messages_to_prompt(messages)}], kwargs)
         return self._request(to_conversation(messages), kwargs)
 
-    def _request(self, conversation: list[Message], kwargs: dict[str, Any]) -> tuple[list[Message], dict]:
+    def _request(self, conversation: list[Message], kwargs: dict[str, Any]) -> Request:
         """Check the conversation and the options before any model runs (async streams start lazily)."""
         options = self._options(dict(kwargs))
         self._pipeline.config.updated(**options)
         return normalize_messages(conversation), options
 
-    def _chunks(self, conversation: list[Message], options: dict[str, Any]) -> Iterator[tuple]:
+    def _chunks(self, conversation: list[Message], options: dict[str, Any]) -> Iterator[Chunk]:
         chunker = _Chunker()
         for event in self._pipeline.stream(conversation, **options):
             if (chunk := chunker.push(event)) is not None:
                 yield chunk
 
-    async def _achunks(self, conversation: list[Message], options: dict[str, Any]) -> AsyncIterator[tuple]:
+    async def _achunks(self, conversation: list[Message], options: dict[str, Any]) -> AsyncIterator[Chunk]:
         chunker = _Chunker()
         async for event in self._pipeline.astream(conversation, **options):
             if (chunk := chunker.push(event)) is not None:
