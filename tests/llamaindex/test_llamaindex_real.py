@@ -28,6 +28,14 @@ def index(embed_model) -> VectorStoreIndex:
     return VectorStoreIndex.from_documents(DOCUMENTS, embed_model=embed_model)
 
 
+def test_with_no_models_given_it_loads_the_packaged_pair(real_pipe):
+    llm = WSDLLM(max_new_tokens=24)
+    metadata = llm.metadata
+    assert metadata.model_name == "wsd:SmolLM2-135M-Instruct->gemma-3-270m"
+    assert metadata.context_window == min(real_pipe.draft.context_window, real_pipe.base.context_window) > 2048
+    assert metadata.num_output == 24 and metadata.is_chat_model
+
+
 def last_chat_raw(recorder) -> dict:
     ends = [e for e in recorder.events if type(e).__name__ == "LLMChatEndEvent"]
     return ends[-1].response.raw
