@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 DOCS ?= .
 EXT ?= .md
-QUESTION ?= When does the base model take over from the draft?
+QUESTION ?= What does make demo do?
 
 .PHONY: demo test bench browser rag install-%
 

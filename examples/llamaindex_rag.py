@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+from llama_index.core import ChatPromptTemplate, SimpleDirectoryReader, VectorStoreIndex
+from llama_index.core.llms import ChatMessage
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
@@ -24,6 +25,12 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.llms.wsd import WSDLLM, WordLlamaEmbedding
 
 from wsd_llm import WSDConfig, WSDPipeline
+
+
+# LlamaIndex's default QA prompt (a system turn, dividers, "Answer: ") is more than a 135M draft
+# can follow; one short user turn works better.
+QA_PROMPT = ChatPromptTemplate([ChatMessage(
+    role="user", content="{context_str}\n\nUsing the text above, answer in one or two sentences: {query_str}")])
 
 
 class LastReply(BaseEventHandler):
@@ -68,7 +75,8 @@ def main() -> int:
     config = WSDConfig(max_new_tokens=args.max_new_tokens, gamma=args.gamma)
     pipeline = WSDPipeline.from_pretrained(config=config)
     llm = WSDLLM(pipeline=pipeline, stop=args.stop)
-    engine = index.as_query_engine(llm=llm, streaming=True, similarity_top_k=args.top_k)
+    engine = index.as_query_engine(llm=llm, streaming=True, similarity_top_k=args.top_k,
+                                   text_qa_template=QA_PROMPT)
     print(f"indexed {len(documents)} files from {args.folder}; models loaded "
           f"[{time.perf_counter() - started:.1f} s]\n")
 
