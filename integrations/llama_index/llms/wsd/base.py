@@ -111,11 +111,11 @@ def _chat(chunk: Chunk) -> ChatResponse:
 
 
 class WSDLLM(CustomLLM):
-    """A LlamaIndex LLM that answers with Weak-to-Strong Decoding.
+    """A LlamaIndex LLM that answers with Weak-to-Strong Decoding::
 
-    >>> llm = WSDLLM()                                   # the packaged SmolLM2 draft + Gemma-3 base
-    >>> llm = WSDLLM(draft="HuggingFaceTB/SmolLM2-135M-Instruct", base="google/gemma-3-270m")
-    >>> llm = WSDLLM(pipeline=my_pipeline, max_new_tokens=128)   # doctest: +SKIP
+        llm = WSDLLM()                                   # the packaged SmolLM2 draft + Gemma-3 base
+        llm = WSDLLM(draft="HuggingFaceTB/SmolLM2-135M-Instruct", base="google/gemma-3-270m")
+        llm = WSDLLM(pipeline=my_pipeline, max_new_tokens=128)
 
     Generation fields left at ``None`` keep the pipeline's own setting (``WSDConfig``).
     ``raw`` of a response (the last chunk of a stream) is the run's ``WSDResult`` as JSON:
