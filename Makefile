@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 DOCS ?= .
 EXT ?= .md
-QUESTION ?= What does make demo do?
+QUESTION ?= How do I run the benchmarks?
 
 .PHONY: demo test bench browser rag install-%
 
