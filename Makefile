@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
+DOCS ?= .
+EXT ?= .md
+QUESTION ?= How do I run the benchmarks?
 
-.PHONY: demo test bench browser langchain-examples install-%
+.PHONY: demo test bench browser langchain-examples rag install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,11 @@ bench: install-demo
 
 # The LangChain examples on the packaged pair; the RAG one embeds the README with WordLlama.
 langchain-examples: install-test
-	$(BIN)/pip install --quiet wordllama
 	$(BIN)/python examples/langchain_chain.py
 	$(BIN)/python examples/langchain_rag.py "How do I run the tests?"
 	$(BIN)/python examples/langchain_agent.py
+
+# LlamaIndex RAG over a folder of text files (by default this repository's docs):
+#   make rag DOCS=path/to/notes EXT=".md .txt" QUESTION="..."
+rag: install-demo,llamaindex
+	$(BIN)/python examples/llamaindex_rag.py "$(DOCS)" "$(QUESTION)" --ext $(EXT)

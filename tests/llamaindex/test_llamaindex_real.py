@@ -1,0 +1,107 @@
+"""WSDLLM on the real packaged pair inside LlamaIndex: a streaming RAG query engine, a chat engine,
+and a ReAct agent with a tool. Replies are short (40 tokens): CPU generation is slow."""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.react import ReActChatFormatter
+from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+from llama_index.core.tools import FunctionTool
+from llama_index.llms.wsd import WSDLLM
+
+pytestmark = pytest.mark.real
+
+DOCUMENTS = [
+    Document(text="Quillby is a small harbour town on the north coast. Its lantern festival is held every "
+                  "year in March, when the fishing boats return.", metadata={"file_name": "quillby.txt"}),
+    Document(text="Photosynthesis lets plants turn sunlight, water and carbon dioxide into sugar and oxygen.",
+             metadata={"file_name": "plants.txt"}),
+    Document(text="The Rust compiler's borrow checker makes sure references never outlive the data they "
+                  "point to.", metadata={"file_name": "rust.txt"}),
+]
+QUESTION = "In which month is the lantern festival of Quillby held?"
+
+
+@pytest.fixture(scope="module")
+def index(embed_model) -> VectorStoreIndex:
+    return VectorStoreIndex.from_documents(DOCUMENTS, embed_model=embed_model)
+
+
+def test_with_no_models_given_it_loads_the_packaged_pair(real_pipe):
+    llm = WSDLLM(max_new_tokens=24)
+    metadata = llm.metadata
+    assert metadata.model_name == "wsd:SmolLM2-135M-Instruct->gemma-3-270m"
+    assert metadata.context_window == min(real_pipe.draft.context_window, real_pipe.base.context_window) > 2048
+    assert metadata.num_output == 24 and metadata.is_chat_model
+
+
+def last_chat_raw(recorder) -> dict:
+    ends = [e for e in recorder.events if type(e).__name__ == "LLMChatEndEvent"]
+    return ends[-1].response.raw
+
+
+def test_streaming_query_engine_answers_from_the_retrieved_document(index, real_llm, recorder):
+    engine = index.as_query_engine(llm=real_llm, streaming=True, similarity_top_k=1)
+    response = engine.query(QUESTION)
+    pieces = list(response.response_gen)
+    answer = "".join(pieces)
+    print(f"query engine answer: {answer!r}")
+    assert response.source_nodes[0].node.metadata["file_name"] == "quillby.txt"
+    assert len(pieces) > 1 and "March" in answer
+    raw = last_chat_raw(recorder)  # the reply's WSD statistics reach LlamaIndex's instrumentation
+    assert raw["text"] == answer
+    assert raw["draft_model"] == "SmolLM2-135M-Instruct" and raw["base_model"] == "gemma-3-270m"
+
+
+def test_condense_plus_context_chat_engine_streams_and_remembers(index, real_llm):
+    engine = index.as_chat_engine(chat_mode="condense_plus_context", llm=real_llm, similarity_top_k=1)
+    response = engine.stream_chat(QUESTION)
+    answer = "".join(response.response_gen)
+    print(f"chat engine answer: {answer!r}")
+    assert answer.strip()
+    assert response.source_nodes[0].node.metadata["file_name"] == "quillby.txt"
+    history = engine.chat_history
+    assert [m.role.value for m in history] == ["user", "assistant"]
+    assert history[-1].content == answer
+
+
+REACT_HEADER = """You answer questions by calling tools. Tools:
+{tool_desc}
+
+Reply with exactly three lines, like this example:
+Thought: I need to multiply 2 by 3.
+Action: multiply
+Action Input: {{"a": 2, "b": 3}}
+"""
+
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers and return the product."""
+    return a * b
+
+
+async def test_react_agent_calls_the_tool_and_answers(real_pipe):
+    """The 135M draft ignores LlamaIndex's long default ReAct prompt (it answers in prose), so the
+    agent gets a short header with an example, and the question asks for the three lines. The draft
+    then begins "Thought: I need to multiply", the base finishes the action, and the stop string
+    ends the reply before the model writes an observation of its own."""
+    llm = WSDLLM(pipeline=real_pipe, stop=["\nObservation:"])
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=False,
+                       formatter=ReActChatFormatter.from_defaults(system_header=REACT_HEADER))
+    handler = agent.run("Multiply 12 by 3. Answer with the three lines Thought, Action and Action Input.",
+                        max_iterations=3)
+    events = [event async for event in handler.stream_events()]
+    response = await handler
+    outputs = [e for e in events if isinstance(e, AgentOutput)]
+    for output in outputs:
+        print(f"agent step: {output.response.content!r} (finish: {output.raw['finish_reason']})")
+    print(f"agent response: {response.response.content!r}")
+
+    calls = [e for e in events if isinstance(e, ToolCallResult)]
+    assert calls, "the agent never called the tool"
+    assert (calls[0].tool_name, calls[0].tool_kwargs, calls[0].tool_output.raw_output) == (
+        "multiply", {"a": 12, "b": 3}, 36)
+    # The first reply ended at the stop string: the core cut it there, not at the length limit.
+    assert outputs[0].raw["finish_reason"] == "stop" and "Observation" not in outputs[0].response.content
+    assert "36" in response.response.content
