@@ -33,8 +33,8 @@ _PIPE: dict[str, WSDPipeline] = {}
 
 class TestChatWSDIntegration(ChatModelIntegrationTests):
     @pytest.fixture(autouse=True)
-    def _real_pair_and_known_limits(self, request, real_wsd_pipe):
-        _PIPE["pipe"] = real_wsd_pipe  # chat_model_params is a property: it cannot take fixtures
+    def _real_pair_and_known_limits(self, request, real_pipe):
+        _PIPE["pipe"] = real_pipe  # chat_model_params is a property: it cannot take fixtures
         if reason := XFAILS.get(request.node.name):
             request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
 
