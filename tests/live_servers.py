@@ -59,10 +59,14 @@ def server_process(args: list[str], port: int, *, ready_path: str = "/v1/models"
 
 
 def llama_server(model: os.PathLike[str] | str, *extra: str) -> contextlib.AbstractContextManager[str]:
-    """llama-cpp-python's OpenAI server on ``model`` (a GGUF), prompt logprobs on."""
+    """llama-cpp-python's OpenAI server on ``model`` (a GGUF), prompt logprobs on.
+
+    One thread: on a busy two-core machine llama.cpp's spinning worker threads are ten times
+    slower than a single one.
+    """
     port = free_port()
     args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "2", *extra]
+            "--port", str(port), "--logits_all", "true", "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1", *extra]
     return server_process(args, port)
 
 

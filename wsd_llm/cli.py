@@ -175,6 +175,8 @@ def serve(
         help="Use a base served at this OpenAI-compatible URL; it must return prompt logprobs.")] = None,
     remote_api_key: Annotated[Optional[str], typer.Option(
         envvar="WSD_LLM_REMOTE_API_KEY", show_default=False, help="API key of the remote draft/base servers.")] = None,
+    remote_context: Annotated[Optional[int], typer.Option(
+        help="Context size of the remote servers, if they do not state it (llama-cpp-python's --n_ctx).")] = None,
     api_key: Annotated[Optional[str], typer.Option(
         envvar="WSD_LLM_API_KEY", show_default=False, help="Require this Bearer key from clients.")] = None,
     model_name: Annotated[str, typer.Option(help="Model id clients use.")] = "wsd",
@@ -199,14 +201,16 @@ def serve(
     config = make_config(max_draft_tokens=max_draft_tokens, gamma=gamma, window=window)
     settings = ServerSettings(model_name=model_name, api_key=api_key, max_tokens=max_tokens,
                               max_request_bytes=max_request_bytes, workers=workers)
-    pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key),
-                         remote_or_local("base", base, base_url, remote_api_key), config, device_map, dtype)
+    pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key, remote_context),
+                         remote_or_local("base", base, base_url, remote_api_key, remote_context),
+                         config, device_map, dtype)
     err.print(f"serving {pipe.draft.name} + {pipe.base.name} as {model_name!r} on http://{host}:{port}/v1"
               + (" (API key required)" if api_key else ""))
     uvicorn.run(create_app(pipe, settings), host=host, port=port, log_level="warning")
 
 
-def remote_or_local(role: str, model: str | None, url: str | None, api_key: str | None) -> Any:
+def remote_or_local(role: str, model: str | None, url: str | None, api_key: str | None,
+                    context_window: int | None) -> Any:
     """A remote model when ``url`` is given (``model`` is then its tokenizer), else ``model`` itself."""
     if url is None:
         return model
@@ -216,8 +220,8 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
     tokenizer = model or str(packaged.draft_gguf() if role == "draft" else packaged.base_gguf())
     kind = RemoteDraft if role == "draft" else RemoteBase
     try:
-        return kind(url, tokenizer, api_key=api_key)
-    except RemoteError as error:
+        return kind(url, tokenizer, api_key=api_key, context_window=context_window)
+    except (RemoteError, ValueError) as error:
         err.print(f"[red]{role} server:[/red] {error}")
         raise typer.Exit(1) from error
 

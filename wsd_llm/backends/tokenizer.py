@@ -10,6 +10,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from wsd_llm.backends.conversion import converted_path
 from wsd_llm.messages import Message
 
 TokenizerSpec = PreTrainedTokenizerBase | str | os.PathLike[str]
@@ -23,6 +24,9 @@ def load_tokenizer(spec: TokenizerSpec, *, trust_remote_code: bool = False) -> P
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"no GGUF file at {path}")
+        converted = converted_path(path)  # reading a large vocabulary out of a GGUF takes a while
+        if (converted / "tokenizer_config.json").is_file():
+            return AutoTokenizer.from_pretrained(converted, trust_remote_code=trust_remote_code)
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, trust_remote_code=trust_remote_code)
     return AutoTokenizer.from_pretrained(str(spec), trust_remote_code=trust_remote_code)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from wsd_llm.backends.remote.client import Endpoint, field
-from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError
+from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
 from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
 from wsd_llm.backends.tokenizer import TokenizerSpec
 from wsd_llm.decoding import settled_length
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 _PROBE_TEXT = "The capital of France is Paris. The capital of Italy is"
 _PROBE_TOLERANCE = 0.05
+_NEEDS = ("WSD's base must score the draft. Use llama-cpp-python's server (--logits_all true) or vLLM; "
+          "llama.cpp's llama-server, TGI and Ollama cannot do this")
 
 
 class RemoteSession:
@@ -124,15 +126,18 @@ class RemoteBase(RemoteModel):
         """
         bos = self.bos_token or ""
         text = bos + _PROBE_TEXT
-        answer = self._echo(text)
+        try:
+            answer = self._echo(text)
+        except RemoteStatusError as error:
+            raise RemoteCapabilityError(f"{self.where} refused to return prompt log-probabilities ({error}); "
+                                        f"{_NEEDS}") from error
         self.detect_added_bos(answer, text)
         logprobs = (answer.get("choices") or [{}])[0].get("logprobs") or {}
         values = logprobs.get("token_logprobs")
         if not values or not logprobs.get("text_offset") or all(v is None for v in values):
             raise RemoteCapabilityError(
                 f"{self.where} returned no prompt log-probabilities (choices[0].logprobs.token_logprobs and "
-                "text_offset with echo=true): WSD's base must score the draft. Use llama-cpp-python's server "
-                "(logits_all on) or vLLM; llama.cpp's llama-server, TGI and Ollama cannot do this")
+                f"text_offset with echo=true); {_NEEDS}")
         ids = self.encode(text)
         generated = self.completion(self.server_text(ids), max_tokens=1, logprobs=1)
         token_text = field(generated, "choices", 0, "text", where=self.where)
@@ -142,10 +147,14 @@ class RemoteBase(RemoteModel):
             logger.info("%s: the probe's generated token %r merges with the prompt; alignment not checked",
                         self.where, token_text)
             return
-        echoed = self.prompt_probs(extended, len(extended) - 1)[0]
-        if abs(echoed - _exp(expected)) > _PROBE_TOLERANCE:
+        try:
+            echoed = self.prompt_probs(extended, len(extended) - 1)[0]
+        except RemoteResponseError as error:
+            echoed = math.nan
+            logger.debug("probe: %s", error)
+        if not abs(echoed - _exp(expected)) <= _PROBE_TOLERANCE:
             raise RemoteCapabilityError(
-                f"{self.where} returns misaligned prompt log-probabilities (echoed {echoed:.3f} vs generated "
+                f"{self.where} returns misaligned prompt log-probabilities (echoed {'none' if math.isnan(echoed) else f'{echoed:.3f}'} vs generated "
                 f"{_exp(expected):.3f} for the same token). llama-cpp-python does this when the prompt has no "
                 "BOS token (abetlen/llama-cpp-python#1983); serve a model with a BOS token, or use vLLM")
         logger.info("%s scores prompts (server adds BOS: %s)", self.where, self.server_adds_bos)

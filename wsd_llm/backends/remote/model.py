@@ -42,13 +42,16 @@ class RemoteModel(TokenizerMixin):
         return self._context_window
 
     def _context_limit(self, given: int | None) -> int:
+        """The given window, else the server's (vLLM lists ``max_model_len``), else the tokenizer's."""
         if given is not None:
             return given
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(limit, int) and 0 < limit < 10**9:
-            return limit
-        raise ValueError(f"the tokenizer of {self.name} states no context window; pass context_window= "
-                         "(the server's context size, e.g. llama-cpp-python's --n_ctx)")
+        models = self.client.get("/models").get("data") or [{}]
+        card = next((m for m in models if m.get("id") == self.endpoint.model), models[0])
+        for limit in (card.get("max_model_len"), getattr(self.tokenizer, "model_max_length", None)):
+            if isinstance(limit, int) and 0 < limit < 10**9:
+                return limit
+        raise ValueError(f"neither the server nor the tokenizer of {self.name} states a context window; "
+                         "pass context_window= (the server's context size, e.g. llama-cpp-python's --n_ctx)")
 
     def completion(self, prompt: str, **settings: Any) -> dict[str, Any]:
         return self.client.post("/completions", {"prompt": prompt, "temperature": 0.0, **NEUTRAL_SAMPLING,
