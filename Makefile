@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROMPT ?= How do I stay focused?
 
-.PHONY: demo test bench browser install-%
+.PHONY: demo test bench bench-server browser install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ test: install-test browser
 bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md
 	$(BIN)/python benchmarks/bench_batch.py --output benchmarks/batch-results.md
+
+bench-server: install-test
+	$(BIN)/python benchmarks/bench_server.py --output benchmarks/server-results.md
