@@ -27,6 +27,11 @@ def draft_server():
 
 
 @pytest.fixture(scope="session")
+def serve_key() -> str:
+    return SERVE_KEY
+
+
+@pytest.fixture(scope="session")
 def wsd_server():
     """`wsd-llm serve` on the packaged pair, as a real process, with an API key and tight limits."""
     port = free_port()

@@ -77,11 +77,12 @@ def test_remote_draft_with_local_base(remote_draft, real_pipe):
     mixed = WSDPipeline(remote_draft, real_pipe.base, real_pipe.config)
     question = PROMPTS[2]
     result = mixed.generate(question, **SHORT)
-    messages = normalize_messages(question)
-    *_, served = remote_draft.stream_draft(prompts.draft_prompt(remote_draft, messages), max_tokens=DRAFT_TOKENS,
-                                           stop_tokens=prompts.INSTRUCT_STOPS)
-    assert result.draft_model == "smollm2@llama.cpp" and result.draft_tokens_generated > 0
-    assert result.draft_text and served.strip().startswith(result.draft_text.strip())
+    local = real_pipe.generate(question, **SHORT)
+    assert result.draft_model == "smollm2@llama.cpp" and 0 < result.draft_tokens_generated <= DRAFT_TOKENS
+    assert result.draft_text and result.text.startswith(result.draft_text) and result.probs
+    # Same weights, but llama.cpp's quantized kernels (and its prompt-cache reuse) can flip near-ties
+    # in greedy decoding, so only the opening is expected to match the local draft.
+    assert result.draft_text.split()[:2] == local.draft_text.split()[:2]
 
 
 def test_both_remote_stream_adds_up(remote_draft, remote_base):

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import httpx
 import openai
 import pytest
-from conftest import SERVE_KEY
+from live_servers import free_port
 
 MESSAGES = [{"role": "user", "content": "Give me one tip to sleep better."}]
 
 
 @pytest.fixture(scope="module")
-def client(wsd_server):
-    return openai.OpenAI(base_url=wsd_server, api_key=SERVE_KEY, max_retries=0, timeout=300)
+def client(wsd_server, serve_key):
+    return openai.OpenAI(base_url=wsd_server, api_key=serve_key, max_retries=0, timeout=300)
 
 
 def test_reply_matches_the_library_and_reports_usage_and_switch(client, real_pipe):
@@ -47,11 +50,11 @@ def test_models_and_health(client, wsd_server):
     assert httpx.get(wsd_server.removesuffix("/v1") + "/health").json() == {"status": "ok"}
 
 
-def test_auth_is_required(wsd_server):
+def test_auth_is_required(wsd_server, serve_key):
     wrong = openai.OpenAI(base_url=wsd_server, api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError, match="Bearer") as caught:
         wrong.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=4)
-    assert SERVE_KEY not in str(caught.value.body)
+    assert serve_key not in str(caught.value.body)
     assert httpx.get(wsd_server + "/models").status_code == 401
 
 
@@ -71,10 +74,19 @@ def test_bad_requests_get_openai_errors(client, request_fields, status, message)
     assert message in caught.value.body["message"]
 
 
-async def test_concurrent_requests_all_finish(wsd_server):
-    client = openai.AsyncOpenAI(base_url=wsd_server, api_key=SERVE_KEY, max_retries=0, timeout=300)
+async def test_concurrent_requests_all_finish(wsd_server, serve_key):
+    client = openai.AsyncOpenAI(base_url=wsd_server, api_key=serve_key, max_retries=0, timeout=300)
     asks = [f"Name a colour, number {i}." for i in range(3)]
     replies = await asyncio.gather(*(
         client.chat.completions.create(model="wsd", messages=[{"role": "user", "content": a}], max_tokens=8)
         for a in asks))
     assert all(r.choices[0].message.content and r.usage.prompt_tokens > 0 for r in replies)
+
+
+def test_serve_with_an_unreachable_remote_base_says_so():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = subprocess.run([sys.executable, "-m", "wsd_llm.cli", "serve", "--base-url", url, "--remote-context", "2048"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "WSD_LLM_REMOTE_API_KEY": "sk-remote-hidden"})
+    assert done.returncode == 1
+    assert "base server:" in done.stderr and "cannot reach" in done.stderr
+    assert "sk-remote-hidden" not in done.stderr + done.stdout
