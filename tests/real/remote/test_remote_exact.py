@@ -77,12 +77,12 @@ def test_remote_draft_with_local_base(remote_draft, real_pipe):
     mixed = WSDPipeline(remote_draft, real_pipe.base, real_pipe.config)
     question = PROMPTS[2]
     result = mixed.generate(question, **SHORT)
-    local = real_pipe.generate(question, **SHORT)
     assert result.draft_model == "smollm2@llama.cpp" and 0 < result.draft_tokens_generated <= DRAFT_TOKENS
-    assert result.draft_text and result.text.startswith(result.draft_text) and result.probs
-    # Same weights, but llama.cpp's quantized kernels (and its prompt-cache reuse) can flip near-ties
-    # in greedy decoding, so only the opening is expected to match the local draft.
-    assert result.draft_text.split()[:2] == local.draft_text.split()[:2]
+    assert result.draft_text and result.text.startswith(result.draft_text)
+    # The local base scored exactly the served draft's text. (Its wording may differ from the local
+    # draft's: llama.cpp's quantized kernels and prompt-cache reuse flip greedy near-ties.)
+    assert len(result.probs) == len(result.tokens) >= result.draft_tokens
+    assert "".join(result.tokens[: result.draft_tokens]).strip() == result.draft_text.strip()
 
 
 def test_both_remote_stream_adds_up(remote_draft, remote_base):
