@@ -33,13 +33,13 @@ async def ask(client: openai.AsyncOpenAI, prompt: str, max_tokens: int) -> tuple
 
 async def measure(url: str, prompts: list[str], max_tokens: int, clients: int) -> tuple[float, int, float]:
     """Wall seconds, completion tokens and mean latency; ``clients`` requests in flight at a time."""
-    client = openai.AsyncOpenAI(base_url=url, api_key="unused", timeout=3600, max_retries=0)
-    begin = time.perf_counter()
-    if clients == 1:
-        answers = [await ask(client, p, max_tokens) for p in prompts]
-    else:
-        answers = await asyncio.gather(*(ask(client, p, max_tokens) for p in prompts))
-    seconds = time.perf_counter() - begin
+    async with openai.AsyncOpenAI(base_url=url, api_key="unused", timeout=3600, max_retries=0) as client:
+        begin = time.perf_counter()
+        if clients == 1:
+            answers = [await ask(client, p, max_tokens) for p in prompts]
+        else:
+            answers = await asyncio.gather(*(ask(client, p, max_tokens) for p in prompts))
+        seconds = time.perf_counter() - begin
     return seconds, sum(t for t, _ in answers), sum(s for _, s in answers) / len(answers)
 
 
@@ -63,7 +63,8 @@ def main() -> None:
                    "--max-draft-tokens", str(args.max_draft_tokens)]
         with server_process(command, port, ready_path="/health") as root:
             url = root + "/v1"
-            asyncio.run(measure(url, prompts[:1], 4, 1))  # warm-up
+            # Warm-up: the first requests page in the weights and warm torch (several times slower).
+            asyncio.run(measure(url, prompts, args.max_tokens, args.clients))
             for clients in (1, args.clients):
                 seconds, tokens, latency = asyncio.run(measure(url, prompts, args.max_tokens, clients))
                 table.add_row(str(workers), "1 (sequential)" if clients == 1 else f"{clients} (concurrent)",
