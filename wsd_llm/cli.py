@@ -163,5 +163,68 @@ def run(
     err.print(f"results: {output}; summary: {output.with_suffix('.summary.json')}; histogram: {png}")
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    draft: Draft = None,
+    base: Base = None,
+    draft_url: Annotated[Optional[str], typer.Option(
+        help="Use a draft served at this OpenAI-compatible URL (e.g. http://127.0.0.1:8001/v1).")] = None,
+    base_url: Annotated[Optional[str], typer.Option(
+        help="Use a base served at this OpenAI-compatible URL; it must return prompt logprobs.")] = None,
+    remote_api_key: Annotated[Optional[str], typer.Option(
+        envvar="WSD_LLM_REMOTE_API_KEY", show_default=False, help="API key of the remote draft/base servers.")] = None,
+    remote_context: Annotated[Optional[int], typer.Option(
+        help="Context size of the remote servers, if they do not state it (llama-cpp-python's --n_ctx).")] = None,
+    api_key: Annotated[Optional[str], typer.Option(
+        envvar="WSD_LLM_API_KEY", show_default=False, help="Require this Bearer key from clients.")] = None,
+    model_name: Annotated[str, typer.Option(help="Model id clients use.")] = "wsd",
+    max_tokens: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 1024,
+    max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="WSD runs at once; other requests queue in order.")] = 1,
+    max_draft_tokens: MaxDraftTokens = 512,
+    gamma: Gamma = 0.8,
+    window: Window = 6,
+    device_map: DeviceMap = None,
+    dtype: Dtype = None,
+) -> None:
+    """Serve WSD as an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health).
+
+    With --draft-url/--base-url a role runs on a remote server; --draft/--base then name
+    that model's tokenizer (hub id, directory or .gguf), default the packaged model's.
+    """
+    import uvicorn
+
+    from wsd_llm.server import ServerSettings, create_app
+
+    config = make_config(max_draft_tokens=max_draft_tokens, gamma=gamma, window=window)
+    settings = ServerSettings(model_name=model_name, api_key=api_key, max_tokens=max_tokens,
+                              max_request_bytes=max_request_bytes, workers=workers)
+    pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key, remote_context),
+                         remote_or_local("base", base, base_url, remote_api_key, remote_context),
+                         config, device_map, dtype)
+    err.print(f"serving {pipe.draft.name} + {pipe.base.name} as {model_name!r} on http://{host}:{port}/v1"
+              + (" (API key required)" if api_key else ""))
+    uvicorn.run(create_app(pipe, settings), host=host, port=port, log_level="warning")
+
+
+def remote_or_local(role: str, model: str | None, url: str | None, api_key: str | None,
+                    context_window: int | None) -> Any:
+    """A remote model when ``url`` is given (``model`` is then its tokenizer), else ``model`` itself."""
+    if url is None:
+        return model
+    from wsd_llm import packaged
+    from wsd_llm.backends.remote import RemoteBase, RemoteDraft, RemoteError
+
+    tokenizer = model or str(packaged.draft_gguf() if role == "draft" else packaged.base_gguf())
+    kind = RemoteDraft if role == "draft" else RemoteBase
+    try:
+        return kind(url, tokenizer, api_key=api_key, context_window=context_window)
+    except (RemoteError, ValueError) as error:
+        err.print(f"[red]{role} server:[/red] {error}")
+        raise typer.Exit(1) from error
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -34,9 +34,14 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+def converted_path(gguf_path: Path) -> Path:
+    """Where the safetensors copy of ``gguf_path`` is (or will be) kept."""
+    return cache_home() / "converted" / f"{gguf_path.stem}-{fingerprint(gguf_path)}"
+
+
 def converted_dir(gguf_path: Path) -> Path:
     """The safetensors copy of ``gguf_path``, converting it first if there is none yet."""
-    target = cache_home() / "converted" / f"{gguf_path.stem}-{fingerprint(gguf_path)}"
+    target = converted_path(gguf_path)
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from wsd_llm.backends.conversion import converted_dir
-from wsd_llm.messages import Message
+from wsd_llm.backends.tokenizer import TokenizerMixin
 from wsd_llm.text import trim_incomplete_char
 
 FinishReason = Literal["stop", "length"]
@@ -125,7 +125,7 @@ class TransformersSession:
         return self.generate(ids, Sampler(device=self.lm.device), max_new_tokens, self.lm.eos_token_ids)
 
 
-class TransformersModel:
+class TransformersModel(TokenizerMixin):
     """A local causal LM, usable as the draft or as the base of a WSD pipeline.
 
     Several threads may share one instance: each request gets its own KV cache, and forward
@@ -192,10 +192,6 @@ class TransformersModel:
         return self.model.device
 
     @property
-    def bos_token(self) -> str | None:
-        return self.tokenizer.bos_token
-
-    @property
     def context_window(self) -> int:
         """Most tokens the model attends to; tokenizers without a limit report a huge sentinel."""
         limits = [getattr(self.model.config, "max_position_embeddings", None),
@@ -211,37 +207,6 @@ class TransformersModel:
         configured = getattr(self.model.generation_config, "eos_token_id", None)
         ids.update(configured if isinstance(configured, list) else [configured])
         return {i for i in ids if i is not None}
-
-    def single_token_ids(self, texts: Sequence[str]) -> set[int]:
-        """Ids of the texts that are one token each (special end-of-turn markers)."""
-        ids = set()
-        for text in texts:
-            encoded = self.encode(text)
-            if len(encoded) == 1:
-                ids.add(encoded[0])
-        return ids
-
-    def apply_chat_template(self, messages: Sequence[Message]) -> str:
-        if not self.tokenizer.chat_template:
-            raise ValueError(
-                f"{self.name} has no chat template: use an instruct model as the draft, "
-                "and base_format='plain' for a base model"
-            )
-        with self.lock:
-            return self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
-            )
-
-    def encode(self, text: str) -> list[int]:
-        with self.lock:
-            return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        with self.lock:
-            return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
 
     def forward(self, ids: Sequence[int], cache: DynamicCache, rows: int) -> torch.Tensor:
         """Run ``ids`` through the model after ``cache``; return the logits of the last ``rows``."""

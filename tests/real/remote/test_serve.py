@@ -1,0 +1,92 @@
+"""`wsd-llm serve` as a real process, driven by the official openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import httpx
+import openai
+import pytest
+from live_servers import free_port
+
+MESSAGES = [{"role": "user", "content": "Give me one tip to sleep better."}]
+
+
+@pytest.fixture(scope="module")
+def client(wsd_server, serve_key):
+    return openai.OpenAI(base_url=wsd_server, api_key=serve_key, max_retries=0, timeout=300)
+
+
+def test_reply_matches_the_library_and_reports_usage_and_switch(client, real_pipe):
+    reply = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=20)
+    expected = real_pipe.generate(MESSAGES, max_new_tokens=20)
+    assert reply.choices[0].message.content == expected.text
+    assert reply.choices[0].finish_reason == expected.finish_reason
+    assert reply.usage.prompt_tokens == expected.prompt_tokens
+    assert reply.usage.completion_tokens == expected.draft_tokens + expected.base_tokens
+    wsd = reply.model_extra["wsd"]
+    assert (wsd["switched"], wsd["switch_index"]) == (expected.switched, expected.switch_index)
+    assert wsd["draft_model"] == expected.draft_model
+
+
+def test_streaming_chunks_add_up_to_the_reply(client):
+    whole = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=20)
+    chunks = list(client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=20, stream=True,
+                                                 stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finishing) == 1 and finishing[0].model_extra["wsd"]["switch_index"] == whole.model_extra["wsd"]["switch_index"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_models_and_health(client, wsd_server):
+    assert [m.id for m in client.models.list()] == ["wsd"]
+    assert httpx.get(wsd_server.removesuffix("/v1") + "/health").json() == {"status": "ok"}
+
+
+def test_auth_is_required(wsd_server, serve_key):
+    wrong = openai.OpenAI(base_url=wsd_server, api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError, match="Bearer") as caught:
+        wrong.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=4)
+    assert serve_key not in str(caught.value.body)
+    assert httpx.get(wsd_server + "/models").status_code == 401
+
+
+@pytest.mark.parametrize(("request_fields", "status", "message"), [
+    ({"max_tokens": 500}, 400, "at most 24"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, 400, "user"),
+    ({"messages": []}, 400, "messages"),
+    ({"temperature": -1}, 400, "temperature"),
+    ({"n": 2}, 400, "n=1"),
+    ({"messages": [{"role": "user", "content": "x" * 30000}]}, 413, "at most 20000"),
+])
+def test_bad_requests_get_openai_errors(client, request_fields, status, message):
+    fields = {"model": "wsd", "messages": MESSAGES, "max_tokens": 4, **request_fields}
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(**fields)
+    assert caught.value.status_code == status
+    assert message in caught.value.body["message"]
+
+
+async def test_concurrent_requests_all_finish(wsd_server, serve_key):
+    client = openai.AsyncOpenAI(base_url=wsd_server, api_key=serve_key, max_retries=0, timeout=300)
+    asks = [f"Name a colour, number {i}." for i in range(3)]
+    replies = await asyncio.gather(*(
+        client.chat.completions.create(model="wsd", messages=[{"role": "user", "content": a}], max_tokens=8)
+        for a in asks))
+    assert all(r.choices[0].message.content and r.usage.prompt_tokens > 0 for r in replies)
+
+
+def test_serve_with_an_unreachable_remote_base_says_so():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    done = subprocess.run([sys.executable, "-m", "wsd_llm.cli", "serve", "--base-url", url, "--remote-context", "2048"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "WSD_LLM_REMOTE_API_KEY": "sk-remote-hidden"})
+    assert done.returncode == 1
+    assert "base server:" in done.stderr and "cannot reach" in done.stderr
+    assert "sk-remote-hidden" not in done.stderr + done.stdout

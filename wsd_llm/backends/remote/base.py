@@ -1,0 +1,166 @@
+"""A base model behind an OpenAI-compatible server (llama-cpp-python, vLLM).
+
+The switch is decided in the base's token space, so the base's tokenizer is loaded locally
+(tokenizer only). Scoring sends the text of the ids to ``/v1/completions`` with ``echo`` and
+``logprobs`` and aligns the returned prompt tokens with the local ones by ``text_offset``,
+never by index: servers differ in whether they count a leading BOS.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from wsd_llm.backends.remote.client import Endpoint, field
+from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
+from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.tokenizer import TokenizerSpec
+from wsd_llm.decoding import settled_length
+
+logger = logging.getLogger(__name__)
+
+_PROBE_TEXT = "The capital of France is Paris. The capital of Italy is"
+_PROBE_TOLERANCE = 0.05
+_NEEDS = ("WSD's base must score the draft. Use llama-cpp-python's server (--logits_all true) or vLLM; "
+          "llama.cpp's llama-server, TGI and Ollama cannot do this")
+
+
+class RemoteSession:
+    """One request on a remote base. The server keeps (or not) its own prefix cache, so each
+    score call sends the whole text; ``forwarded_tokens`` counts the tokens sent."""
+
+    def __init__(self, lm: RemoteBase) -> None:
+        self.lm = lm
+        self.forwarded_tokens = 0
+        self.finish_reason: Literal["stop", "length"] | None = None
+
+    def score(self, ids: Sequence[int], start: int) -> list[float]:
+        if start < 1:
+            raise ValueError("the first scored token needs at least one token before it")
+        if len(ids) <= start:
+            return []
+        self.forwarded_tokens += len(ids)
+        return self.lm.prompt_probs(ids, start)
+
+    def continue_greedy(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
+        """Stream the server's greedy continuation, re-encoded to ids with the local tokenizer.
+
+        Servers stream text, not ids; text is turned into ids only up to the last word, which
+        later text cannot re-tokenize, and the rest at the end.
+        """
+        self.finish_reason = None
+        body = {"prompt": self.lm.server_text(ids), "max_tokens": max_new_tokens, "temperature": 0.0,
+                **NEUTRAL_SAMPLING}
+        text, sent = "", 0
+        for event in self.lm.client.stream("/completions", body):
+            choice = field(event, "choices", 0, where=self.lm.where)
+            text += choice.get("text") or ""
+            if choice.get("finish_reason"):
+                self.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
+            settled = self.lm.encode(text[: settled_length(text, ())]) if text else []
+            yield from settled[sent:]
+            sent = max(sent, len(settled))
+        yield from self.lm.encode(text)[sent:]
+        self.finish_reason = self.finish_reason or "stop"
+
+
+class RemoteBase(RemoteModel):
+    """The base model of a WSD pipeline, served by an OpenAI-compatible server.
+
+    The constructor probes the server once and fails with :class:`RemoteCapabilityError` if
+    it cannot return correct prompt log-probabilities.
+    """
+
+    def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
+                 name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
+        super().__init__(endpoint, tokenizer, api_key=api_key, name=name, context_window=context_window)
+        if probe:
+            self.probe()
+
+    def open_session(self) -> RemoteSession:
+        return RemoteSession(self)
+
+    def server_text(self, ids: Sequence[int]) -> str:
+        """The prompt string that makes the server see ``ids`` (special tokens kept as text)."""
+        with self.lock:
+            return self.server_prompt(self.tokenizer.decode(list(ids), skip_special_tokens=False))
+
+    def _offsets(self, ids: Sequence[int], start: int) -> list[int]:
+        """Character offset of each id from ``start`` on (and of the end), in the text without special tokens,
+        which is how servers count ``text_offset``."""
+        return [len(self.decode(ids[:j])) for j in range(start, len(ids) + 1)]
+
+    def _echo(self, text: str) -> dict[str, Any]:
+        return self.completion(text, echo=True, logprobs=1, max_tokens=1)
+
+    def prompt_probs(self, ids: Sequence[int], start: int) -> list[float]:
+        """``P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, from one echo request."""
+        logprobs = field(self._echo(self.server_text(ids)), "choices", 0, "logprobs", where=self.where)
+        offsets = field(logprobs, "text_offset", where=self.where)
+        values = field(logprobs, "token_logprobs", where=self.where)
+        if not isinstance(offsets, list) or not isinstance(values, list) or len(offsets) != len(values):
+            raise RemoteResponseError(f"{self.where} answered logprobs.text_offset and token_logprobs "
+                                      "of different lengths")
+        # A token is identified by the span it covers; the last echoed entry is the generated token.
+        spans = {(offsets[i], offsets[i + 1]): values[i] for i in range(len(offsets) - 1)}
+        local = self._offsets(ids, start)
+        probs = []
+        for j, span in enumerate(zip(local, local[1:])):
+            value = spans.get(span)
+            if value is None:
+                raise RemoteResponseError(
+                    f"{self.where} returned no log-probability for the token at characters {span[0]}-{span[1]} "
+                    f"({self.decode(ids[start + j: start + j + 1])!r}): the server tokenizes the text "
+                    "differently from the local tokenizer; pass the tokenizer of the model the server runs")
+            probs.append(_exp(value))
+        return probs
+
+    def probe(self) -> None:
+        """Check that the server returns prompt log-probabilities, and that they are aligned.
+
+        The echoed log-probability of a token must equal the one the server reports when it
+        generates that same token (llama-cpp-python shifts echoed values by one position when
+        the prompt has no BOS, abetlen/llama-cpp-python#1983).
+        """
+        bos = self.bos_token or ""
+        text = bos + _PROBE_TEXT
+        try:
+            answer = self._echo(text)
+        except RemoteStatusError as error:
+            raise RemoteCapabilityError(f"{self.where} refused to return prompt log-probabilities ({error}); "
+                                        f"{_NEEDS}") from error
+        self.detect_added_bos(answer, text)
+        logprobs = (answer.get("choices") or [{}])[0].get("logprobs") or {}
+        values = logprobs.get("token_logprobs")
+        if not values or not logprobs.get("text_offset") or all(v is None for v in values):
+            raise RemoteCapabilityError(
+                f"{self.where} returned no prompt log-probabilities (choices[0].logprobs.token_logprobs and "
+                f"text_offset with echo=true); {_NEEDS}")
+        ids = self.encode(text)
+        generated = self.completion(self.server_text(ids), max_tokens=1, logprobs=1)
+        token_text = field(generated, "choices", 0, "text", where=self.where)
+        expected = field(generated, "choices", 0, "logprobs", "token_logprobs", 0, where=self.where)
+        extended = self.encode(text + token_text)
+        if len(extended) != len(ids) + 1 or extended[: len(ids)] != ids:
+            logger.info("%s: the probe's generated token %r merges with the prompt; alignment not checked",
+                        self.where, token_text)
+            return
+        try:
+            echoed = self.prompt_probs(extended, len(extended) - 1)[0]
+        except RemoteResponseError as error:
+            echoed = math.nan
+            logger.debug("probe: %s", error)
+        if not abs(echoed - _exp(expected)) <= _PROBE_TOLERANCE:
+            raise RemoteCapabilityError(
+                f"{self.where} returns misaligned prompt log-probabilities (echoed {'none' if math.isnan(echoed) else f'{echoed:.3f}'} vs generated "
+                f"{_exp(expected):.3f} for the same token). llama-cpp-python does this when the prompt has no "
+                "BOS token (abetlen/llama-cpp-python#1983); serve a model with a BOS token, or use vLLM")
+        logger.info("%s scores prompts (server adds BOS: %s)", self.where, self.server_adds_bos)
+
+
+def _exp(logprob: float | None) -> float:
+    if logprob is None:
+        raise RemoteResponseError("the server returned a null log-probability for a scored token")
+    return math.exp(logprob)

@@ -1,0 +1,51 @@
+"""A draft model behind an OpenAI-compatible server.
+
+The draft's own chat template is applied locally (its tokenizer is loaded, tokenizer only),
+and the text goes to ``/v1/completions``: the prompt is then exactly the one a local draft
+would see, and the server's chat formatting cannot differ from the reference's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from wsd_llm.backends.remote.client import Endpoint, field
+from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.tokenizer import TokenizerSpec
+from wsd_llm.text import trim_incomplete_char
+
+
+class RemoteDraft(RemoteModel):
+    """The draft model of a WSD pipeline, served by an OpenAI-compatible server (streamed)."""
+
+    def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
+                 name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
+        super().__init__(endpoint, tokenizer, api_key=api_key, name=name, context_window=context_window)
+        if probe:
+            self.probe()
+
+    def probe(self) -> None:
+        """One-token completion: checks the server answers, and learns whether it adds a BOS."""
+        text = (self.bos_token or "") + "Hello"
+        self.detect_added_bos(self.completion(text, max_tokens=1), text)
+
+    def stream_draft(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_tokens: Sequence[str] = (),
+    ) -> Iterator[str]:
+        body = {"prompt": self.server_prompt(prompt), "max_tokens": max_tokens, **NEUTRAL_SAMPLING,
+                "temperature": temperature, "top_p": top_p, "stop": list(stop_tokens) or None}
+        if seed is not None:
+            body["seed"] = seed
+        text = ""
+        for event in self.client.stream("/completions", body):
+            piece = field(event, "choices", 0, where=self.where).get("text") or ""
+            if piece:
+                text += piece
+                yield trim_incomplete_char(text)

@@ -1,0 +1,71 @@
+"""What remote draft and base models share: an endpoint, a local tokenizer, and BOS handling."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from wsd_llm.backends.remote.client import Endpoint, OpenAIClient
+from wsd_llm.backends.tokenizer import TokenizerMixin, TokenizerSpec, load_tokenizer
+
+# Neutral sampling settings: servers default to a repeat penalty and top-k/min-p cuts that
+# would make "greedy" differ from the local model's argmax.
+NEUTRAL_SAMPLING: dict[str, Any] = {"repeat_penalty": 1.0, "top_k": 0, "min_p": 0.0}
+
+
+class RemoteModel(TokenizerMixin):
+    """A model served over the OpenAI API, with its tokenizer loaded locally (tokenizer only).
+
+    ``tokenizer`` is the served model's: a tokenizer object, a hub id, a directory or the
+    ``.gguf`` file the server runs.
+    """
+
+    def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
+                 name: str | None = None, context_window: int | None = None) -> None:
+        self.endpoint = endpoint if isinstance(endpoint, Endpoint) else Endpoint(base_url=endpoint, api_key=api_key)
+        self.client = OpenAIClient(self.endpoint)
+        self.tokenizer = load_tokenizer(tokenizer)
+        self.name = name or self.endpoint.model or str(tokenizer)
+        self.lock = threading.RLock()
+        self._context_window = self._context_limit(context_window)
+        self.server_adds_bos = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, endpoint={self.endpoint.base_url!r})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.endpoint.base_url}/completions"
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    def _context_limit(self, given: int | None) -> int:
+        """The given window, else the server's (vLLM lists ``max_model_len``), else the tokenizer's."""
+        if given is not None:
+            return given
+        models = self.client.get("/models").get("data") or [{}]
+        card = next((m for m in models if m.get("id") == self.endpoint.model), models[0])
+        for limit in (card.get("max_model_len"), getattr(self.tokenizer, "model_max_length", None)):
+            if isinstance(limit, int) and 0 < limit < 10**9:
+                return limit
+        raise ValueError(f"neither the server nor the tokenizer of {self.name} states a context window; "
+                         "pass context_window= (the server's context size, e.g. llama-cpp-python's --n_ctx)")
+
+    def completion(self, prompt: str, **settings: Any) -> dict[str, Any]:
+        return self.client.post("/completions", {"prompt": prompt, "temperature": 0.0, **NEUTRAL_SAMPLING,
+                                                 **settings})
+
+    def detect_added_bos(self, answer: dict[str, Any], sent: str) -> None:
+        """Learn from a completion's ``usage`` whether the server puts a BOS before the prompt itself
+        (then ours is dropped, or the model would see two)."""
+        counted = (answer.get("usage") or {}).get("prompt_tokens")
+        self.server_adds_bos = bool(self.bos_token) and counted == len(self.encode(sent)) + 1
+
+    def server_prompt(self, text: str) -> str:
+        """``text`` as the server must receive it: without our BOS when the server adds its own."""
+        bos = self.bos_token
+        if self.server_adds_bos and bos and text.startswith(bos):
+            return text[len(bos):]
+        return text
