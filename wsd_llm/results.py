@@ -43,6 +43,16 @@ class WSDResult(BaseModel):
     base_model: str
     timings: Timings
 
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens of the reply (kept draft + base), in base tokens."""
+        return self.draft_tokens + self.base_tokens
+
+    def usage(self) -> dict[str, int]:
+        """Token counts in the OpenAI ``usage`` shape, which most token counters read."""
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
 
 class StreamEvent(BaseModel):
     """A piece of the reply, tagged with the model that wrote it.

@@ -106,12 +106,6 @@ class ChatRequest(BaseModel):
                 "max_draft_tokens": self.max_draft_tokens}
 
 
-def usage(result: WSDResult) -> dict[str, int]:
-    completion = result.draft_tokens + result.base_tokens
-    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": completion,
-            "total_tokens": result.prompt_tokens + completion}
-
-
 def wsd_stats(result: WSDResult) -> dict[str, Any]:
     """The extension field: where the base took over, who wrote what, and timings."""
     return {**result.model_dump(include={"switched", "switch_index", "draft_tokens", "base_tokens",
@@ -203,7 +197,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
             result = await pipe.agenerate(messages, **options)
         message = {"role": "assistant", "content": result.text}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}
-        return reply.envelope("chat.completion", choices=[choice], usage=usage(result), wsd=wsd_stats(result))
+        return reply.envelope("chat.completion", choices=[choice], usage=result.usage(), wsd=wsd_stats(result))
 
     async def _stream(reply: _Reply, messages: list[dict[str, str]], options: dict[str, Any],
                       include_usage: bool) -> AsyncIterator[str]:
@@ -216,9 +210,9 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
                         continue
                     result = event.result
                     yield reply.chunk({}, result.finish_reason, wsd=wsd_stats(result),
-                                      usage=None if include_usage else usage(result))
+                                      usage=None if include_usage else result.usage())
                     if include_usage:
-                        yield json.dumps(reply.envelope("chat.completion.chunk", choices=[], usage=usage(result)))
+                        yield json.dumps(reply.envelope("chat.completion.chunk", choices=[], usage=result.usage()))
             except Exception as error:  # the status line is gone: report in-band, like OpenAI does
                 logger.exception("WSD run failed mid-stream")
                 yield json.dumps({"error": {"message": f"generation failed: {error}", "type": "server_error",

@@ -69,8 +69,8 @@ class _Reply:
             chunk_position="last",
             usage_metadata={
                 "input_tokens": result.prompt_tokens,
-                "output_tokens": result.draft_tokens + result.base_tokens,
-                "total_tokens": result.prompt_tokens + result.draft_tokens + result.base_tokens,
+                "output_tokens": result.completion_tokens,
+                "total_tokens": result.usage()["total_tokens"],
             },
             response_metadata={
                 "model_name": self.model_name,

@@ -250,3 +250,11 @@ def test_batch_size_must_be_positive(pipe):
 def test_seeded_sampling_is_refused_in_padded_batches(pipe):
     with pytest.raises(ValueError, match="seeded sampling is per request"):
         pipe.batch(PROMPTS, batch_size=2, temperature=0.7, seed=1)
+
+
+def test_usage_counts_the_prompt_and_the_whole_reply(pipe):
+    result = pipe.generate(PROMPTS[0])
+    reply = result.draft_tokens + result.base_tokens
+    assert result.completion_tokens == reply > 0
+    assert result.usage() == {"prompt_tokens": result.prompt_tokens, "completion_tokens": reply,
+                              "total_tokens": result.prompt_tokens + reply}

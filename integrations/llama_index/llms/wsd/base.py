@@ -64,15 +64,7 @@ def to_conversation(messages: Sequence[ChatMessage]) -> list[Message]:
 
 def result_raw(result: WSDResult) -> dict[str, Any]:
     """The switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters."""
-    completion_tokens = result.draft_tokens + result.base_tokens
-    return {
-        **result.model_dump(mode="json"),
-        "usage": {
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": result.prompt_tokens + completion_tokens,
-        },
-    }
+    return {**result.model_dump(mode="json"), "usage": result.usage()}
 
 
 class _Chunker:
