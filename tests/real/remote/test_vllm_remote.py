@@ -25,7 +25,10 @@ def vllm_base():
     port = free_port()
     args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(converted_dir(packaged.base_gguf())),
             "--served-model-name", "gemma", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-            "--max-model-len", "2048"]
+            "--max-model-len", "2048",
+            # On the CPU backend this is the share of RAM vLLM reserves; its default (0.92) fails
+            # whenever anything else holds memory.
+            "--gpu-memory-utilization", "0.25"]
     with server_process(args, port, timeout=900) as url:
         yield url + "/v1"
 

@@ -87,10 +87,12 @@ class RemoteBase(RemoteModel):
         with self.lock:
             return self.server_prompt(self.tokenizer.decode(list(ids), skip_special_tokens=False))
 
-    def _offsets(self, ids: Sequence[int], start: int) -> list[int]:
-        """Character offset of each id from ``start`` on (and of the end), in the text without special tokens,
-        which is how servers count ``text_offset``."""
-        return [len(self.decode(ids[:j])) for j in range(start, len(ids) + 1)]
+    def _offsets(self, ids: Sequence[int], start: int, with_special: bool) -> list[int]:
+        """Character offset of each id from ``start`` on (and of the end). Servers differ in whether
+        ``text_offset`` counts special tokens' text: llama-cpp-python does not, vLLM does."""
+        with self.lock:
+            return [len(self.tokenizer.decode(list(ids[:j]), skip_special_tokens=not with_special))
+                    for j in range(start, len(ids) + 1)]
 
     def _echo(self, text: str) -> dict[str, Any]:
         return self.completion(text, echo=True, logprobs=1, max_tokens=1)
@@ -105,7 +107,9 @@ class RemoteBase(RemoteModel):
                                       "of different lengths")
         # A token is identified by the span it covers; the last echoed entry is the generated token.
         spans = {(offsets[i], offsets[i + 1]): values[i] for i in range(len(offsets) - 1)}
-        local = self._offsets(ids, start)
+        local = self._offsets(ids, start, with_special=False)
+        if any(span not in spans for span in zip(local, local[1:])):
+            local = self._offsets(ids, start, with_special=True)
         probs = []
         for j, span in enumerate(zip(local, local[1:])):
             value = spans.get(span)
