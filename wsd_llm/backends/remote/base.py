@@ -13,10 +13,9 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-from wsd_llm.backends.remote.client import Endpoint, field
+from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
 from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
-from wsd_llm.backends.tokenizer import TokenizerSpec
 from wsd_llm.decoding import settled_length
 
 logger = logging.getLogger(__name__)
@@ -72,12 +71,6 @@ class RemoteBase(RemoteModel):
     The constructor probes the server once and fails with :class:`RemoteCapabilityError` if
     it cannot return correct prompt log-probabilities.
     """
-
-    def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
-                 name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
-        super().__init__(endpoint, tokenizer, api_key=api_key, name=name, context_window=context_window)
-        if probe:
-            self.probe()
 
     def open_session(self) -> RemoteSession:
         return RemoteSession(self)

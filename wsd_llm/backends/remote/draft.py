@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from wsd_llm.backends.remote.client import Endpoint, field
+from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
-from wsd_llm.backends.tokenizer import TokenizerSpec
 from wsd_llm.text import trim_incomplete_char
 
 
 class RemoteDraft(RemoteModel):
     """The draft model of a WSD pipeline, served by an OpenAI-compatible server (streamed)."""
-
-    def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
-                 name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
-        super().__init__(endpoint, tokenizer, api_key=api_key, name=name, context_window=context_window)
-        if probe:
-            self.probe()
 
     def probe(self) -> None:
         """One-token completion: checks the server answers, and learns whether it adds a BOS."""

@@ -21,7 +21,7 @@ class RemoteModel(TokenizerMixin):
     """
 
     def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
-                 name: str | None = None, context_window: int | None = None) -> None:
+                 name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else Endpoint(base_url=endpoint, api_key=api_key)
         self.client = OpenAIClient(self.endpoint)
         self.tokenizer = load_tokenizer(tokenizer)
@@ -29,6 +29,12 @@ class RemoteModel(TokenizerMixin):
         self.lock = threading.RLock()
         self._context_window = self._context_limit(context_window)
         self.server_adds_bos = False
+        if probe:
+            self.probe()
+
+    def probe(self) -> None:
+        """Check at start that the server can play this model's role; raise a clear error if not."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, endpoint={self.endpoint.base_url!r})"
