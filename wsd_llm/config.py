@@ -75,10 +75,23 @@ class WSDConfig(BaseModel):
         return self.switch_policy or GeometricMeanWindow(gamma=self.gamma, window=self.window)
 
     def updated(self, **overrides: Any) -> WSDConfig:
-        """A validated copy with per-call overrides applied (None values are ignored)."""
+        """A validated copy with per-call overrides applied (None values are ignored).
+
+        Every option given replaces the configured one, except ``stop``: stop strings given
+        per call are *added* to the configured ones, so a pipeline built with a stop string
+        (a ReAct agent's ``"\nObservation:"``, say) keeps it whatever a call adds. Every face
+        (``ChatWSD``, ``WSDLLM``, ``wsd-llm serve``) passes its options through here.
+
+        Raises:
+            TypeError: an option that is not a ``WSDConfig`` field.
+            pydantic.ValidationError: a value out of range (a ``ValueError``).
+        """
         changes = {key: value for key, value in overrides.items() if value is not None}
         if not changes:
             return self
+        if "stop" in changes:
+            added = (changes["stop"],) if isinstance(changes["stop"], str) else tuple(changes["stop"])
+            changes["stop"] = tuple(dict.fromkeys(self.stop + added))
         unknown = set(changes) - set(type(self).model_fields)
         if unknown:
             raise TypeError(

@@ -96,9 +96,8 @@ def read_done(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def result_record(line_id: str, result: WSDResult) -> dict[str, Any]:
-    fields = ("text", "draft_text", "base_text", "switched", "switch_index", "draft_tokens", "base_tokens",
-              "draft_tokens_generated", "base_tokens_forwarded", "finish_reason")
-    return {"id": line_id, **result.model_dump(include=set(fields)), "timings": result.timings.model_dump()}
+    return {"id": line_id, "text": result.text, "draft_text": result.draft_text, "base_text": result.base_text,
+            **result.stats()}
 
 
 def run_dataset(pipe: WSDPipeline, source: Path, output: Path, *, batch_size: int = 1, progress: bool = True,

@@ -203,6 +203,11 @@ class WSDRun:
                 self.clock.timings.first_text_s = self.clock.elapsed()
             yield StreamEvent(text=text, source=source)
 
+    def check_fits(self) -> None:
+        """Raise ``ValueError`` if the conversation is too long for the draft or the base."""
+        base_prompt = prompts.base_prompt(self.base, self.messages, self.config.base_format)
+        self._check_fits(prompts.draft_prompt(self.draft, self.messages), len(self.base.encode(base_prompt)))
+
     def _check_fits(self, draft_prompt: str, base_prompt_tokens: int) -> None:
         draft_tokens = self.draft.count_tokens(draft_prompt)
         for role, used, model in (

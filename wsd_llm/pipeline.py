@@ -13,7 +13,7 @@ from wsd_llm.backends.protocols import BaseLM, DraftLM
 from wsd_llm.backends.transformers import TransformersModel
 from wsd_llm.config import WSDConfig
 from wsd_llm.decoding import WSDRun
-from wsd_llm.messages import Conversation, normalize_messages
+from wsd_llm.messages import Conversation, Message, normalize_messages
 from wsd_llm.results import StreamEvent, WSDResult
 
 ModelSpec = Union[DraftLM, BaseLM, TransformersModel, str, os.PathLike, tuple]
@@ -32,6 +32,11 @@ def as_model(spec: ModelSpec, role: str, **load_kwargs: Any) -> Any:
             f"or a hub id / directory / .gguf path; got {type(spec).__name__}"
         )
     return spec
+
+
+def wsd_model_name(draft: str, base: str) -> str:
+    """The one spelling of a WSD pair's name in every face: ``wsd:<draft>+<base>``."""
+    return f"wsd:{draft}+{base}"
 
 
 class WSDPipeline:
@@ -63,6 +68,28 @@ class WSDPipeline:
         draft_model = packaged.load_draft(**load_kwargs) if draft is None else as_model(draft, "draft", **load_kwargs)
         base_model = packaged.load_base(**load_kwargs) if base is None else as_model(base, "base", **load_kwargs)
         return cls(draft_model, base_model, config)
+
+    @property
+    def model_name(self) -> str:
+        """The name faces report for this pair: ``wsd:<draft>+<base>``."""
+        return wsd_model_name(self.draft.name, self.base.name)
+
+    def check(self, messages: Conversation, **options: Any) -> tuple[list[Message], WSDConfig]:
+        """Validate a request before any model runs: the conversation, the options, and that the
+        conversation fits both models' context windows.
+
+        Returns:
+            The normalized conversation and the config of the call.
+
+        Raises:
+            ValueError: a malformed conversation, a bad option value, or a conversation longer
+                than the draft's or the base's context window.
+            TypeError: an unknown option.
+        """
+        conversation = normalize_messages(messages)
+        config = self.config.updated(**options)
+        WSDRun(self.draft, self.base, conversation, config).check_fits()
+        return conversation, config
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(draft={self.draft.name!r}, base={self.base.name!r}, config={self.config!r})"

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 Source = Literal["draft", "base"]
+# Why a reply ended, in OpenAI's words: "stop" (end of turn or a stop string), "length" (the budget).
+FinishReason = Literal["stop", "length"]
+
+# What faces report about a run besides its text and usage (server ``wsd`` field, LangChain
+# ``response_metadata``, LlamaIndex ``raw``, ``wsd-llm run`` lines).
+_STATS = ("switched", "switch_index", "draft_tokens", "base_tokens", "draft_tokens_generated",
+          "base_tokens_forwarded", "finish_reason", "draft_model", "base_model")
 
 
 class Timings(BaseModel):
@@ -38,7 +45,7 @@ class WSDResult(BaseModel):
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
     probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")
     tokens: list[str] = Field(description="Text of each scored draft token (base tokenizer), aligned with probs.")
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
     draft_model: str
     base_model: str
     timings: Timings
@@ -52,6 +59,17 @@ class WSDResult(BaseModel):
         """Token counts in the OpenAI ``usage`` shape, which most token counters read."""
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    def stats(self) -> dict[str, Any]:
+        """The switch statistics every face reports, as plain JSON.
+
+        Keys: ``switched``, ``switch_index``, ``draft_tokens``, ``base_tokens``,
+        ``draft_tokens_generated``, ``base_tokens_forwarded``, ``finish_reason``, ``draft_model``,
+        ``base_model``, ``draft_chars``/``base_chars`` (characters of the reply each model wrote)
+        and ``timings`` (seconds per phase). Token counts are base tokens, as in the fields.
+        """
+        return {**self.model_dump(mode="json", include=set(_STATS)), "draft_chars": len(self.draft_text),
+                "base_chars": len(self.base_text), "timings": self.timings.model_dump(mode="json")}
 
 
 class StreamEvent(BaseModel):

@@ -106,14 +106,6 @@ class ChatRequest(BaseModel):
                 "max_draft_tokens": self.max_draft_tokens}
 
 
-def wsd_stats(result: WSDResult) -> dict[str, Any]:
-    """The extension field: where the base took over, who wrote what, and timings."""
-    return {**result.model_dump(include={"switched", "switch_index", "draft_tokens", "base_tokens",
-                                         "draft_tokens_generated", "base_tokens_forwarded", "draft_model",
-                                         "base_model", "timings"}),
-            "draft_chars": len(result.draft_text), "base_chars": len(result.base_text)}
-
-
 class _Reply:
     """Ids and envelopes of one chat completion."""
 
@@ -197,7 +189,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
             result = await pipe.agenerate(messages, **options)
         message = {"role": "assistant", "content": result.text}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": result.finish_reason}
-        return reply.envelope("chat.completion", choices=[choice], usage=result.usage(), wsd=wsd_stats(result))
+        return reply.envelope("chat.completion", choices=[choice], usage=result.usage(), wsd=result.stats())
 
     async def _stream(reply: _Reply, messages: list[dict[str, str]], options: dict[str, Any],
                       include_usage: bool) -> AsyncIterator[str]:
@@ -209,7 +201,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
                         yield reply.chunk({"content": event.text})
                         continue
                     result = event.result
-                    yield reply.chunk({}, result.finish_reason, wsd=wsd_stats(result),
+                    yield reply.chunk({}, result.finish_reason, wsd=result.stats(),
                                       usage=None if include_usage else result.usage())
                     if include_usage:
                         yield json.dumps(reply.envelope("chat.completion.chunk", choices=[], usage=result.usage()))

@@ -24,6 +24,7 @@ from langchain_wsd.prefill import PrefilledDraft
 from langchain_wsd.tools import ToolChoice, parse_tool_call, with_tool_prompt
 from wsd_llm import Message, StreamEvent, WSDConfig, WSDPipeline, WSDResult
 from wsd_llm.packaged import BASE_NAME, DRAFT_NAME
+from wsd_llm.pipeline import wsd_model_name
 
 
 def _spec_name(spec: Any, default: str) -> str:
@@ -73,13 +74,8 @@ class _Reply:
                 "total_tokens": result.usage()["total_tokens"],
             },
             response_metadata={
+                **result.stats(),
                 "model_name": self.model_name,
-                "draft_model": result.draft_model,
-                "base_model": result.base_model,
-                "switched": result.switched,
-                "switch_index": result.switch_index,
-                "draft_tokens": result.draft_tokens,
-                "base_tokens": result.base_tokens,
                 "finish_reason": "tool_calls" if call else result.finish_reason,
             },
         )
@@ -120,7 +116,7 @@ class ChatWSD(BaseChatModel):
             source = self.pipeline
             draft = _spec_name(source.draft if source else self.draft, DRAFT_NAME)
             base = _spec_name(source.base if source else self.base, BASE_NAME)
-            self.model_name = f"wsd:{draft}+{base}"
+            self.model_name = wsd_model_name(draft, base)
         return self
 
     @property

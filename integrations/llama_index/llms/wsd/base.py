@@ -63,8 +63,9 @@ def to_conversation(messages: Sequence[ChatMessage]) -> list[Message]:
 
 
 def result_raw(result: WSDResult) -> dict[str, Any]:
-    """The switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters."""
-    return {**result.model_dump(mode="json"), "usage": result.usage()}
+    """The reply and its switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters."""
+    return {"text": result.text, "draft_text": result.draft_text, "base_text": result.base_text,
+            **result.stats(), "usage": result.usage()}
 
 
 class _Chunker:
@@ -169,7 +170,7 @@ class WSDLLM(CustomLLM):
             context_window=min(draft.context_window, base.context_window),
             num_output=self.config.max_new_tokens,
             is_chat_model=True,
-            model_name=f"wsd:{draft.name}->{base.name}",
+            model_name=self._pipeline.model_name,
         )
 
     def _options(self, call_kwargs: dict[str, Any]) -> dict[str, Any]:
