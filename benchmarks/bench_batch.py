@@ -17,7 +17,7 @@ from bench_wsd import PROMPTS, publish
 from rich.table import Table
 
 from wsd_llm import WSDConfig, WSDPipeline
-from wsd_llm.reference import generate_one_shot
+from wsd_llm.backends.transformers.one_shot import generate_one_shot
 
 EXTRA = [
     "Describe a good morning routine.",

@@ -1,22 +1,51 @@
-"""wsd-llm: Weak-to-Strong Decoding for the LLM frameworks you already use."""
+"""wsd-llm: Weak-to-Strong Decoding for the LLM frameworks you already use.
 
-from wsd_llm.backends.conversion import cache_home
-from wsd_llm.backends.protocols import BaseLM, BaseSession, DraftLM
-from wsd_llm.backends.transformers import TransformersModel
-from wsd_llm.config import WSDConfig
-from wsd_llm.messages import Message, normalize_messages
-from wsd_llm.pipeline import WSDPipeline
-from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
-from wsd_llm.results import StreamEvent, Timings, WSDResult
+Names are imported on first use (PEP 562, as transformers' ``_LazyModule`` does), so importing
+the package, ``wsd_llm.config`` or the CLI's ``--help`` does not load torch or transformers.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
+    from wsd_llm.backends.transformers.conversion import cache_home
+    from wsd_llm.backends.transformers.model import TransformersModel
+    from wsd_llm.config import WSDConfig
+    from wsd_llm.messages import Message, normalize_messages
+    from wsd_llm.pipeline import WSDPipeline
+    from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
+    from wsd_llm.results import StreamEvent, Timings, WSDResult
+    from wsd_llm.sampling import Sampling
+
+_EXPORTS = {
+    "DraftModel": "wsd_llm.backends.protocols",
+    "TargetModel": "wsd_llm.backends.protocols",
+    "TargetSession": "wsd_llm.backends.protocols",
+    "GeometricMeanWindow": "wsd_llm.policies",
+    "Message": "wsd_llm.messages",
+    "Sampling": "wsd_llm.sampling",
+    "StreamEvent": "wsd_llm.results",
+    "SwitchPolicy": "wsd_llm.policies",
+    "Timings": "wsd_llm.results",
+    "TransformersModel": "wsd_llm.backends.transformers.model",
+    "WSDConfig": "wsd_llm.config",
+    "WSDPipeline": "wsd_llm.pipeline",
+    "WSDResult": "wsd_llm.results",
+    "cache_home": "wsd_llm.backends.transformers.conversion",
+    "normalize_messages": "wsd_llm.messages",
+}
 __all__ = [
-    "BaseLM",
-    "BaseSession",
-    "DraftLM",
+    "DraftModel",
     "GeometricMeanWindow",
     "Message",
+    "Sampling",
     "StreamEvent",
     "SwitchPolicy",
+    "TargetModel",
+    "TargetSession",
     "Timings",
     "TransformersModel",
     "WSDConfig",
@@ -25,3 +54,15 @@ __all__ = [
     "cache_home",
     "normalize_messages",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

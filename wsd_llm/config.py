@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
+from wsd_llm.prompts import INSTRUCT_STOPS, BaseFormat
+from wsd_llm.sampling import Sampling
 
 
 class WSDConfig(BaseModel):
@@ -28,7 +30,7 @@ class WSDConfig(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Draft nucleus-sampling mass.")
     seed: int | None = Field(None, description="Seed of the draft sampler, for repeatable samples.")
     stop: tuple[str, ...] = Field((), description="Extra stop strings; the reply is cut before them.")
-    base_format: Literal["plain", "chat_template"] = Field(
+    base_format: BaseFormat = Field(
         "plain",
         description="'plain' is the reference [User]/[Assistant] format for a base model; "
         "'chat_template' uses the base tokenizer's template, for an instruct target.",
@@ -73,6 +75,16 @@ class WSDConfig(BaseModel):
     def policy(self) -> SwitchPolicy:
         """The switch rule in force: the custom one, or the reference sliding window."""
         return self.switch_policy or GeometricMeanWindow(gamma=self.gamma, window=self.window)
+
+    def draft_sampling(self) -> Sampling:
+        """How the draft writes: ``max_draft_tokens``, ``temperature``, ``top_p``, ``seed``, and the
+        end-of-turn markers of instruct models as stop tokens (the reference's ``inference/draft.py``)."""
+        return Sampling(max_tokens=self.max_draft_tokens, temperature=self.temperature, top_p=self.top_p,
+                        seed=self.seed, stop_tokens=INSTRUCT_STOPS)
+
+    def base_sampling(self, max_tokens: int) -> Sampling:
+        """How the base continues after the switch: greedily (the reference's ``inference/target.py``)."""
+        return Sampling(max_tokens=max_tokens)
 
     def updated(self, **overrides: Any) -> WSDConfig:
         """A validated copy with per-call overrides applied (None values are ignored).

@@ -1,8 +1,8 @@
 """One WSD request: draft, check against the base, hand over, continue.
 
 The draft is written in chunks. After each chunk its text is re-tokenized for the base,
-and only the base tokens that can no longer change (everything before the last, possibly
-partial, word) are scored, reusing the base KV cache. The window rule runs over the new
+and only the base tokens that can no longer change (all but the last few, see
+``text.settled_tokens``) are scored, reusing the base KV cache. The window rule runs over the new
 probabilities; when it fires, drafting stops and the base continues from its cache cropped
 to the accepted prefix, so prompt and prefix are prefilled once. In faithful mode the chunk
 is the whole draft, which is the reference's draft-then-check order.
@@ -10,21 +10,17 @@ is the whole draft, which is the reference's draft-then-check order.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from wsd_llm import prompts
-from wsd_llm.backends.protocols import BaseLM, BaseSession, DraftLM
-from wsd_llm.backends.transformers import common_prefix_length
+from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
 from wsd_llm.config import WSDConfig
 from wsd_llm.messages import Message
-from wsd_llm.results import StreamEvent, Timings, WSDResult
-from wsd_llm.text import TextStream, cut_at_stop, partial_stop_length
-
-_LAST_WORD = re.compile(r"\s+\S*\Z")
+from wsd_llm.results import FinishReason, StreamEvent, Timings, WSDResult, build_result
+from wsd_llm.text import TextStream, common_prefix_length, cut_at_stop, settled_tokens
 
 
 @dataclass
@@ -65,42 +61,26 @@ class _Handover:
         return self.accepted[self.prompt_length :]
 
 
-def settled_length(body: str, stops: Sequence[str]) -> int:
-    """Characters of a growing draft that later tokens cannot re-tokenize.
-
-    The last word may still grow (and its tokens merge), and a suffix may still become a
-    stop string, so both are held back.
-    """
-    end = len(body) - partial_stop_length(body, stops)
-    last_word = _LAST_WORD.search(body)
-    return min(end, last_word.start() if last_word else 0)
-
-
 class WSDRun:
     """Runs one conversation through the draft and base models, yielding text as it is confirmed."""
 
-    def __init__(self, draft: DraftLM, base: BaseLM, messages: list[Message], config: WSDConfig):
+    def __init__(self, draft: DraftModel, base: TargetModel, messages: list[Message], config: WSDConfig):
         self.draft, self.base, self.messages, self.config = draft, base, messages, config
         self.clock = _Clock()
         self.draft_stops = prompts.INSTRUCT_STOPS
-        self.reply_stops = prompts.base_stops(config.base_format) + config.stop
+        self.markers = prompts.base_stops(config.base_format)
+        self.reply_stops = self.markers + config.stop
 
     def events(self) -> Iterator[StreamEvent]:
+        """The reply as :class:`StreamEvent` pieces; the last event carries the result."""
         config = self.config
         draft_prompt = prompts.draft_prompt(self.draft, self.messages)
         base_prompt = prompts.base_prompt(self.base, self.messages, config.base_format)
         prompt_length = len(self.base.encode(base_prompt))
         self._check_fits(draft_prompt, prompt_length)
         session = self.base.open_session()
-        stream = TextStream(self.reply_stops)
-        drafts = self.draft.stream_draft(
-            draft_prompt,
-            max_tokens=config.max_draft_tokens,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            seed=config.seed,
-            stop_tokens=prompts.INSTRUCT_STOPS,
-        )
+        stream = TextStream(self.reply_stops, self.markers)
+        drafts = self.draft.stream_draft(draft_prompt, config.draft_sampling())
         try:
             handover = yield from self._draft_and_check(drafts, session, stream, base_prompt, prompt_length)
         finally:
@@ -111,10 +91,10 @@ class WSDRun:
         stream.start_base(draft_text)
         continuation: list[int] = []
         budget = config.max_new_tokens - len(draft_ids)
-        finish_reason = "stop" if stream.stopped or budget > 0 else "length"
+        finish_reason: FinishReason = "stop" if stream.stopped or budget > 0 else "length"
         if not stream.stopped and budget > 0:
             with self.clock.phase("continue_s"):
-                for token in session.continue_greedy(handover.accepted, budget):
+                for token in session.generate(handover.accepted, config.base_sampling(budget)):
                     continuation.append(token)
                     yield from self._emit(stream.update(self.base.decode(draft_ids + continuation)))
                     if stream.stopped:
@@ -123,25 +103,23 @@ class WSDRun:
                 finish_reason = session.finish_reason or "stop"
         yield from self._emit(stream.update(self.base.decode(draft_ids + continuation), final=True))
         self.clock.timings.total_s = self.clock.elapsed()
-        result = self._result(stream.text, draft_text, handover, len(continuation), session, finish_reason)
+        result = self._result(stream.text, handover, continuation, session, finish_reason)
         yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
 
-    def _result(self, text: str, draft_text: str, handover: _Handover, written: int, session: BaseSession,
-                finish_reason: str) -> WSDResult:
-        draft_part = text[: len(draft_text)]
-        return WSDResult(
+    def _result(self, text: str, handover: _Handover, continuation: list[int], session: TargetSession,
+                finish_reason: FinishReason) -> WSDResult:
+        return build_result(
+            self.base.decode,
             text=text,
-            draft_text=draft_part,
-            base_text=text[len(draft_part) :],
+            kept=handover.draft_ids,
+            continuation=continuation,
+            scored=handover.scored[handover.prompt_length :],
+            probs=handover.probs,
             switched=handover.switched,
             switch_index=handover.switch_index,
-            draft_tokens=len(handover.draft_ids),
-            base_tokens=written,
             prompt_tokens=handover.prompt_length,
-            draft_tokens_generated=handover.drafted,
-            base_tokens_forwarded=session.forwarded_tokens,
-            probs=handover.probs,
-            tokens=[self.base.decode([token]) for token in handover.scored[handover.prompt_length :]],
+            drafted=handover.drafted,
+            forwarded=session.forwarded_tokens,
             finish_reason=finish_reason,
             draft_model=self.draft.name,
             base_model=self.base.name,
@@ -151,7 +129,7 @@ class WSDRun:
     def _draft_and_check(
         self,
         drafts: Iterator[str],
-        session: BaseSession,
+        session: TargetSession,
         stream: TextStream,
         base_prompt: str,
         prompt_length: int,
@@ -194,8 +172,8 @@ class WSDRun:
 
     def _stable_tokens(self, base_prompt: str, text: str, ids: list[int]) -> int:
         body = text.strip()
-        settled = body[: settled_length(body, self.draft_stops + self.reply_stops)]
-        return common_prefix_length(self.base.encode(prompts.with_draft(base_prompt, settled)), ids)
+        return settled_tokens(ids, body, lambda n: self.base.encode(prompts.with_draft(base_prompt, body[:n])),
+                              self.draft_stops + self.reply_stops)
 
     def _emit(self, pieces: list[tuple[str, str]]) -> Iterator[StreamEvent]:
         for text, source in pieces:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wsd_llm.backends.conversion import cache_home
-from wsd_llm.backends.transformers import TransformersModel
+from wsd_llm.backends.transformers.conversion import cache_home
+
+if TYPE_CHECKING:
+    from wsd_llm.backends.transformers.model import TransformersModel
 
 DRAFT_NAME = "SmolLM2-135M-Instruct"
 BASE_NAME = "gemma-3-270m"
@@ -42,8 +44,14 @@ def base_gguf() -> Path:
 
 
 def load_draft(**kwargs: Any) -> TransformersModel:
+    """The packaged draft as a local model; ``kwargs`` go to ``TransformersModel.from_pretrained``."""
+    from wsd_llm.backends.transformers.model import TransformersModel
+
     return TransformersModel.from_pretrained(draft_gguf(), name=DRAFT_NAME, **kwargs)
 
 
 def load_base(**kwargs: Any) -> TransformersModel:
+    """The packaged base as a local model; ``kwargs`` go to ``TransformersModel.from_pretrained``."""
+    from wsd_llm.backends.transformers.model import TransformersModel
+
     return TransformersModel.from_pretrained(base_gguf(), name=BASE_NAME, **kwargs)

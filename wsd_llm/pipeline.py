@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsd_llm.backends.protocols import BaseLM, DraftLM
-from wsd_llm.backends.transformers import TransformersModel
+from wsd_llm.backends.loading import ModelSpec, as_model
+from wsd_llm.backends.protocols import BatchedTarget, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
 from wsd_llm.decoding import WSDRun
 from wsd_llm.messages import Conversation, Message, normalize_messages
 from wsd_llm.results import StreamEvent, WSDResult
-
-ModelSpec = Union[DraftLM, BaseLM, TransformersModel, str, os.PathLike, tuple]
-
-
-def as_model(spec: ModelSpec, role: str, **load_kwargs: Any) -> Any:
-    """Accept a backend object, a ``(model, tokenizer)`` pair, or a hub id / directory / GGUF path."""
-    if isinstance(spec, (str, os.PathLike)):
-        return TransformersModel.from_pretrained(spec, **load_kwargs)
-    if isinstance(spec, tuple) and len(spec) == 2:
-        return TransformersModel(*spec)
-    protocol = DraftLM if role == "draft" else BaseLM
-    if not isinstance(spec, protocol):
-        raise TypeError(
-            f"{role} must be a model backend (e.g. TransformersModel), a (model, tokenizer) pair, "
-            f"or a hub id / directory / .gguf path; got {type(spec).__name__}"
-        )
-    return spec
 
 
 def wsd_model_name(draft: str, base: str) -> str:
@@ -50,8 +32,17 @@ class WSDPipeline:
     """
 
     def __init__(self, draft: ModelSpec, base: ModelSpec, config: WSDConfig | None = None) -> None:
-        self.draft: DraftLM = as_model(draft, "draft")
-        self.base: BaseLM = as_model(base, "base")
+        """Args:
+            draft: the aligned draft model: a backend (``TransformersModel``, ``RemoteDraft``...),
+                a ``(model, tokenizer)`` pair, or a hub id / directory / ``.gguf`` path.
+            base: the base model, in the same forms (``RemoteBase`` for a served one).
+            config: the default settings of every call; ``WSDConfig()`` reproduces the reference.
+
+        Raises:
+            TypeError: a model given as something else.
+        """
+        self.draft: DraftModel = as_model(draft, "draft")
+        self.base: TargetModel = as_model(base, "base")
         self.config = config or WSDConfig()
 
     @classmethod
@@ -62,7 +53,13 @@ class WSDPipeline:
         config: WSDConfig | None = None,
         **load_kwargs: Any,
     ) -> WSDPipeline:
-        """Load both models; either left out means the packaged default (see ``wsd_llm.packaged``)."""
+        """Load both models; either left out means the packaged default (see ``wsd_llm.packaged``).
+
+        ``load_kwargs`` (``device_map``, ``dtype``...) go to ``TransformersModel.from_pretrained``.
+
+        Raises:
+            FileNotFoundError: a packaged model is not installed (the message says what to install).
+        """
         from wsd_llm import packaged
 
         draft_model = packaged.load_draft(**load_kwargs) if draft is None else as_model(draft, "draft", **load_kwargs)
@@ -97,13 +94,30 @@ class WSDPipeline:
     def stream(self, messages: Conversation, **options: Any) -> Iterator[StreamEvent]:
         """Yield the reply as it is confirmed: accepted draft text, then the base's tokens.
 
-        The texts of the events add up to ``generate(...).text``; the last event carries the result.
+        Args:
+            messages: a prompt string (one user turn) or ``[{"role", "content"}, ...]`` ending
+                with a user turn.
+            options: ``WSDConfig`` fields for this call (``max_new_tokens``, ``gamma``, ``stop``...);
+                ``stop`` strings add to the configured ones, other options replace them.
+
+        Returns:
+            An iterator of :class:`StreamEvent`: each says which model wrote its text; their
+            texts add up to ``generate(...).text``; the last one has empty text and the result.
+            Closing it early stops the models.
+
+        Raises:
+            ValueError: a malformed conversation, a bad option, or a conversation longer than a
+                model's context window (raised by the first ``next()``; ``check`` raises it at once).
+            TypeError: an unknown option.
         """
         run = WSDRun(self.draft, self.base, normalize_messages(messages), self.config.updated(**options))
         return run.events()
 
     def generate(self, messages: Conversation, **options: Any) -> WSDResult:
-        """Write the whole reply and return it with its switch statistics."""
+        """Write the whole reply and return it with its switch statistics.
+
+        Arguments and errors as :meth:`stream`; returns its last event's :class:`WSDResult`.
+        """
         for event in self.stream(messages, **options):
             if event.result is not None:
                 return event.result
@@ -119,10 +133,23 @@ class WSDPipeline:
     ) -> list[WSDResult]:
         """A reply for each conversation, in order.
 
-        ``batch_size > 1`` runs groups of conversations as padded batches through the draft,
-        the scoring pass and the continuation (the one-shot algorithm of ``wsd_llm.reference``):
-        more throughput on a GPU, at the cost of drafting every reply in full. It needs local
-        transformers models for both roles.
+        Args:
+            conversations: prompts or conversations, as for :meth:`stream`; all are checked
+                before any runs.
+            batch_size: 1 runs the incremental pipeline one conversation at a time; more runs
+                groups as padded batches through the draft, the scoring pass and the continuation
+                (the reference's one-shot order, ``backends.transformers.one_shot``): more
+                throughput on a GPU, at the cost of drafting every reply in full. It needs a base
+                that runs batches (``BatchedTarget``: a local ``TransformersModel``, with a local draft).
+            show_progress: a tqdm progress bar over conversations.
+            options: ``WSDConfig`` fields for every call.
+
+        Returns:
+            One :class:`WSDResult` per conversation.
+
+        Raises:
+            ValueError: a bad conversation (naming it) or option, or ``batch_size < 1``.
+            TypeError: ``batch_size > 1`` with models that cannot run batches, or an unknown option.
         """
         # Check every input first so a bad line fails before hours of generation.
         checked = [normalize_messages(conversation) for conversation in conversations]
@@ -131,16 +158,14 @@ class WSDPipeline:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if batch_size == 1:
             return [self.generate(messages, **options) for messages in tqdm(checked, disable=not show_progress)]
-        if not (isinstance(self.draft, TransformersModel) and isinstance(self.base, TransformersModel)):
-            raise TypeError("batch_size > 1 needs local TransformersModel draft and base models; "
-                            "use batch_size=1 with other backends")
-        from wsd_llm.reference import generate_one_shot
-
+        if not isinstance(self.base, BatchedTarget):
+            raise TypeError(f"batch_size > 1 needs a base model that runs batches (a local TransformersModel), "
+                            f"not {type(self.base).__name__}; use batch_size=1")
         results: list[WSDResult] = []
         with tqdm(total=len(checked), disable=not show_progress) as progress:
             for start in range(0, len(checked), batch_size):
                 group = checked[start : start + batch_size]
-                results += generate_one_shot(self.draft, self.base, group, config)
+                results += self.base.generate_batch(self.draft, group, config)
                 progress.update(len(group))
         return results
 
@@ -157,4 +182,5 @@ class WSDPipeline:
             yield event
 
     async def abatch(self, conversations: Sequence[Conversation], **options: Any) -> list[WSDResult]:
+        """``batch`` in a worker thread (same arguments and errors)."""
         return await asyncio.to_thread(self.batch, conversations, **options)

@@ -34,12 +34,20 @@ class GeometricMeanWindow:
     gamma: float = 0.8
     window: int = 6
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"window must be a positive number of tokens, got {self.window!r}")
+
     def window_mean(self, probs: Sequence[float], i: int) -> float:
+        """``a_i``: 0 before the window is full, else the geometric mean of ``probs[i-w+1 : i+1]``."""
         if i + 1 < self.window:
             return 0.0
         return math.pow(math.prod(probs[i + 1 - self.window : i + 1]), 1 / self.window)
 
     def window_means(self, probs: Sequence[float]) -> list[float]:
+        """``a_i`` for every index of ``probs``."""
         return [self.window_mean(probs, i) for i in range(len(probs))]
 
     def first_switch(self, probs: Sequence[float], start: int = 0) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -38,8 +39,9 @@ class WSDResult(BaseModel):
     base_text: str = Field(description="The part of the reply written by the base model.")
     switched: bool = Field(description="Whether the switch rule fired (else the whole draft was kept).")
     switch_index: int = Field(description="Index k of the last kept draft token; -1 for an empty draft.")
-    draft_tokens: int = Field(description="Draft tokens kept, k + 1, in base tokens.")
-    base_tokens: int = Field(description="Tokens the base model wrote after the handover.")
+    draft_tokens: int = Field(description="Draft tokens in the reply, in base tokens: k + 1, fewer when a "
+                              "stop string cut the reply inside the draft.")
+    base_tokens: int = Field(description="Tokens the base model wrote after the handover that are in the reply.")
     prompt_tokens: int = Field(description="Tokens of the base model's prompt (the conversation).")
     draft_tokens_generated: int
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
@@ -81,3 +83,63 @@ class StreamEvent(BaseModel):
     text: str
     source: Source
     result: WSDResult | None = None
+
+
+def build_result(
+    decode: Callable[[Sequence[int]], str],
+    *,
+    text: str,
+    kept: Sequence[int],
+    continuation: Sequence[int],
+    scored: Sequence[int],
+    probs: list[float],
+    switched: bool,
+    switch_index: int,
+    prompt_tokens: int,
+    drafted: int,
+    forwarded: int,
+    finish_reason: FinishReason,
+    draft_model: str,
+    base_model: str,
+    timings: Timings,
+) -> WSDResult:
+    """The one way a run becomes a :class:`WSDResult` (incremental, faithful and one-shot runs).
+
+    Args:
+        decode: the base tokenizer's ``ids -> text``.
+        text: the reply as returned (cut before any stop string).
+        kept: the accepted draft in base ids (``k + 1`` tokens).
+        continuation: the base's tokens after the handover, possibly past a stop string.
+        scored: the draft's base ids that were scored, aligned with ``probs``.
+
+    Token counts are those of ``text``: tokens that only wrote a cut-off stop string are
+    not counted (OpenAI's ``completion_tokens`` counts the returned text).
+    """
+    kept_text = decode(kept)
+    draft_part = text[: len(kept_text)]
+    return WSDResult(
+        text=text,
+        draft_text=draft_part,
+        base_text=text[len(draft_part):],
+        switched=switched,
+        switch_index=switch_index,
+        draft_tokens=_covering(decode, [], kept, len(draft_part)),
+        base_tokens=_covering(decode, kept, continuation, len(text)) if len(text) > len(draft_part) else 0,
+        prompt_tokens=prompt_tokens,
+        draft_tokens_generated=drafted,
+        base_tokens_forwarded=forwarded,
+        probs=probs,
+        tokens=[decode([token]) for token in scored],
+        finish_reason=finish_reason,
+        draft_model=draft_model,
+        base_model=base_model,
+        timings=timings,
+    )
+
+
+def _covering(decode: Callable[[Sequence[int]], str], head: Sequence[int], tail: Sequence[int], chars: int) -> int:
+    """Fewest tokens of ``tail`` that, after ``head``, decode to at least ``chars`` characters."""
+    count = len(tail)
+    while count > 0 and len(decode([*head, *tail[: count - 1]])) >= chars:
+        count -= 1
+    return count

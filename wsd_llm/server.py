@@ -25,7 +25,6 @@ from sse_starlette.sse import EventSourceResponse
 
 from wsd_llm.messages import normalize_messages
 from wsd_llm.pipeline import WSDPipeline
-from wsd_llm.results import WSDResult
 
 logger = logging.getLogger(__name__)
 

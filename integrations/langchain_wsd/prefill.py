@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-from wsd_llm import DraftLM, Message
+from wsd_llm import DraftModel, Message, Sampling
 
 
 class PrefilledDraft:
@@ -15,7 +14,7 @@ class PrefilledDraft:
     model scores it like any draft token and the WSD switch rule is unchanged.
     """
 
-    def __init__(self, draft: DraftLM, prefix: str) -> None:
+    def __init__(self, draft: DraftModel, prefix: str) -> None:
         self.inner = draft
         self.prefix = prefix
         self.name = draft.name
@@ -34,9 +33,9 @@ class PrefilledDraft:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream_draft(self, prompt: str, **options: Any) -> Iterator[str]:
+    def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
         """The prefix first (one drafted step, so it survives an immediate end), then the model's text."""
-        texts = self.inner.stream_draft(prompt, **options)
+        texts = self.inner.stream_draft(prompt, sampling)
         try:
             yield self.prefix
             for text in texts:

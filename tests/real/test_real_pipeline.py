@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from wsd_llm import TransformersModel, WSDConfig, cache_home, packaged
-from wsd_llm.reference import reference_generate
+from wsd_llm import TransformersModel, cache_home, packaged
+from wsd_llm.backends.transformers.one_shot import reference_generate
 
 # (prompt, gamma): chosen so that some drafts hand over early and some end before any switch.
 CASES = [
@@ -154,3 +154,19 @@ def test_emoji_split_across_draft_tokens(real_pipe, max_draft_tokens):
     assert "\ufffd" not in result.draft_text
     if max_draft_tokens == 30:
         assert result.text.startswith("🎉🎉 party 🎉")
+
+
+@pytest.mark.parametrize("budget", [9, 10])
+def test_a_turn_marker_cut_short_by_the_budget_never_reaches_the_reply(real_pipe, budget):
+    """With 9 or 10 tokens the base starts its next turn (`\\n\\n[Assistant`) before the budget ends."""
+    events = list(real_pipe.stream("What is the capital of France? Answer in one sentence.", max_new_tokens=budget))
+    result = events[-1].result
+    assert "".join(e.text for e in events) == result.text == "The capital of France is Paris."
+    assert result.finish_reason == "length"
+
+
+def test_usage_counts_the_tokens_of_the_returned_text_not_the_cut_stop_string(real_pipe):
+    result = real_pipe.generate("How do I stay focused?", stop=" a")
+    assert result.text == "The eternal quest for"
+    assert result.completion_tokens == len(real_pipe.base.encode(result.text))
+    assert result.usage()["completion_tokens"] == result.completion_tokens

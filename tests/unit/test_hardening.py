@@ -11,7 +11,7 @@ import torch
 from tiny_models import tiny_draft_tokenizer
 
 from wsd_llm import TransformersModel, WSDPipeline
-from wsd_llm.reference import reference_generate
+from wsd_llm.backends.transformers.one_shot import reference_generate
 
 
 class ConstantHead(torch.nn.Module):

@@ -9,8 +9,8 @@ import pytest
 from tiny_models import tiny_draft_tokenizer, tiny_llama
 
 from wsd_llm import TransformersModel, WSDConfig, WSDPipeline, normalize_messages
+from wsd_llm.backends.transformers.one_shot import reference_generate
 from wsd_llm.prompts import base_prompt
-from wsd_llm.reference import reference_generate
 
 PROMPTS = ["Hello!", "How are you today?", "Give me tips.", "The quick brown fox"]
 # Random models give every token a probability near 1/vocab; these thresholds switch at varied places.

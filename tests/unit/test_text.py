@@ -1,7 +1,6 @@
 import pytest
 
-from wsd_llm.decoding import settled_length
-from wsd_llm.text import TextStream, cut_at_stop, partial_stop_length
+from wsd_llm.text import TextStream, cut_at_stop, finished_text, partial_stop_length, settled_tokens
 
 STOPS = ("\n\n[User]", "[User]", "END")
 
@@ -42,9 +41,36 @@ def test_stream_splits_a_delta_across_the_handover():
     assert stream.update("draft Ex", final=True) == [("E", "draft"), ("x", "base")]
 
 
+def chars(text: str) -> list[int]:
+    """A tokenizer with one token per character, so counts read as characters."""
+    return [ord(c) for c in text]
+
+
 @pytest.mark.parametrize(
     ("body", "settled"),
-    [("Hello", 0), ("Hello wor", 5), ("One.\n\nTwo", 4), ("a b c", 3), ("Tips:\n\n[Us", 5), ("x END", 1)],
+    [
+        ("Hello wor", 5),  # the last word may still grow: "wor" is held back
+        ("a b c", 3),  # a short last word holds back less than the lookbehind
+        ("One.\n\nTwo", 5),  # the lookbehind (4 tokens) holds back less than the last word
+        ("1.1.1.1.1.1.1.1", 11),  # no whitespace: all but the lookbehind is settled
+        ("Tips:\n\n[Us", 5),  # a suffix that may become a stop string is never settled
+        ("x END", 1),
+    ],
 )
-def test_settled_text_excludes_the_last_word_and_partial_stops(body, settled):
-    assert settled_length(body, STOPS) == settled
+def test_settled_tokens_hold_back_the_last_word_or_the_lookbehind_whichever_is_less(body, settled):
+    assert settled_tokens(chars(body), body, lambda n: chars(body[:n]), STOPS, lookbehind=4) == settled
+
+
+def test_a_retokenized_prefix_is_not_settled():
+    # The prefix text encodes differently from the start of the whole text: only the shared ids count.
+    assert settled_tokens([1, 2, 3, 9, 9, 9, 9], "ab cdefg", lambda n: [1, 5][:n], (), lookbehind=10) == 1
+
+
+@pytest.mark.parametrize(
+    ("decoded", "text", "stopped"),
+    [("Paris.\n\n[Assistant", "Paris.", False), ("Paris.\n\n[", "Paris.", False), ("Paris. [User] x", "Paris. ", True),
+     ("Paris. EN", "Paris. EN", False)],
+)
+def test_finished_text_drops_a_turn_marker_cut_short_but_not_a_user_stop(decoded, text, stopped):
+    markers = ("\n\n[Assistant]", "\n\n[User]", "[User]")
+    assert finished_text(decoded, (*markers, "END"), markers) == (text, stopped)

@@ -1,20 +1,28 @@
 """What the pipeline needs from the draft model and from the base model.
 
 The pipeline hands text between the two (their vocabularies may differ) and decides the
-switch in the base's token space. Local transformers models implement both roles; remote
-endpoints can implement either.
+switch in the base's token space. The paper calls the large model the *base* (users pass
+``base=``); the reference code calls it the *target*, the word speculative decoding uses
+for the model that checks a draft, and these protocols use that word: ``TargetModel``,
+``TargetSession``. Local transformers models play both roles; remote endpoints either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from wsd_llm.messages import Message
+from wsd_llm.results import FinishReason
+from wsd_llm.sampling import Sampling
+
+if TYPE_CHECKING:
+    from wsd_llm.config import WSDConfig
+    from wsd_llm.results import WSDResult
 
 
 @runtime_checkable
-class DraftLM(Protocol):
+class DraftModel(Protocol):
     """The small aligned model that writes the beginning of the reply."""
 
     name: str
@@ -23,51 +31,50 @@ class DraftLM(Protocol):
     def bos_token(self) -> str | None: ...
 
     @property
-    def context_window(self) -> int: ...
+    def context_window(self) -> int:
+        """Most tokens the model attends to."""
+        ...
 
-    def apply_chat_template(self, messages: Sequence[Message]) -> str: ...
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        """The model's chat template over ``messages``, with the generation prompt, as text."""
+        ...
 
     def count_tokens(self, text: str) -> int: ...
 
-    def stream_draft(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int | None,
-        stop_tokens: Sequence[str],
-    ) -> Iterator[str]:
+    def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
         """Write a reply to ``prompt``; after each token yield the whole text so far.
 
-        Ends at an end-of-sequence token, at a token whose text is in ``stop_tokens``, or after
-        ``max_tokens``. Closing the iterator stops the model at once.
+        Ends at an end-of-sequence token, at a token whose text is in ``sampling.stop_tokens``,
+        or after ``sampling.max_tokens``. Closing the iterator stops the model at once.
         """
         ...
 
 
 @runtime_checkable
-class BaseSession(Protocol):
+class TargetSession(Protocol):
     """One request's state on the base model (its KV cache, for a local model)."""
 
     forwarded_tokens: int
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: FinishReason | None
 
     def score(self, ids: Sequence[int], start: int) -> list[float]:
-        """``P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, reusing earlier work on a shared prefix."""
+        """``P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, reusing earlier work on a shared prefix.
+
+        Raises:
+            ValueError: ``start < 1`` (the first token has nothing before it).
+        """
         ...
 
-    def continue_greedy(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
-        """Greedy continuation of ``ids``, yielded token by token.
+    def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
+        """Continue ``ids``, yielding the new token ids one by one.
 
-        Ends at end-of-sequence or after ``max_new_tokens``, and sets ``finish_reason``.
+        Ends at end-of-sequence or after ``sampling.max_tokens``, and sets ``finish_reason``.
         """
         ...
 
 
 @runtime_checkable
-class BaseLM(Protocol):
+class TargetModel(Protocol):
     """The large base model that checks the draft and writes the rest."""
 
     name: str
@@ -80,8 +87,26 @@ class BaseLM(Protocol):
 
     def apply_chat_template(self, messages: Sequence[Message]) -> str: ...
 
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, without special tokens added."""
+        ...
 
-    def decode(self, ids: Sequence[int]) -> str: ...
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``, special tokens skipped."""
+        ...
 
-    def open_session(self) -> BaseSession: ...
+    def open_session(self) -> TargetSession: ...
+
+
+@runtime_checkable
+class BatchedTarget(Protocol):
+    """A base model that can run many conversations at once (the one-shot order of the reference)."""
+
+    def generate_batch(self, draft: DraftModel, conversations: Sequence[Sequence[Message]],
+                       config: WSDConfig) -> list[WSDResult]:
+        """One result per conversation, in order.
+
+        Raises:
+            TypeError: ``draft`` cannot join this model's batches (another backend).
+        """
+        ...

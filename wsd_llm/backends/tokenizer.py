@@ -10,7 +10,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from wsd_llm.backends.conversion import converted_path
+from wsd_llm.backends.transformers.conversion import converted_path
 from wsd_llm.messages import Message
 
 TokenizerSpec = PreTrainedTokenizerBase | str | os.PathLike[str]

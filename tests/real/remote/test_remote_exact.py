@@ -36,8 +36,8 @@ def remote_draft(draft_server, real_pipe):
 def scored_draft(pipe, question):
     """Base ids of prompt + the local greedy draft, and where the draft starts."""
     messages = normalize_messages(question)
-    *_, draft_text = pipe.draft.stream_draft(prompts.draft_prompt(pipe.draft, messages), max_tokens=DRAFT_TOKENS,
-                                             stop_tokens=prompts.INSTRUCT_STOPS)
+    sampling = WSDConfig(max_draft_tokens=DRAFT_TOKENS).draft_sampling()
+    *_, draft_text = pipe.draft.stream_draft(prompts.draft_prompt(pipe.draft, messages), sampling)
     base_prompt = prompts.base_prompt(pipe.base, messages, "plain")
     return pipe.base.encode(prompts.with_draft(base_prompt, draft_text)), len(pipe.base.encode(base_prompt))
 

@@ -13,7 +13,7 @@ import pytest
 from live_servers import free_port, server_process
 
 from wsd_llm import WSDConfig, WSDPipeline, packaged
-from wsd_llm.backends.conversion import converted_dir
+from wsd_llm.backends.transformers.conversion import converted_dir
 from wsd_llm.backends.remote import RemoteBase
 
 pytestmark = pytest.mark.skipif(os.environ.get("WSD_LLM_VLLM") != "1",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
 from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
-from wsd_llm.decoding import settled_length
+from wsd_llm.results import FinishReason
+from wsd_llm.sampling import Sampling
+from wsd_llm.text import settled_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class RemoteSession:
     def __init__(self, lm: RemoteBase) -> None:
         self.lm = lm
         self.forwarded_tokens = 0
-        self.finish_reason: Literal["stop", "length"] | None = None
+        self.finish_reason: FinishReason | None = None
 
     def score(self, ids: Sequence[int], start: int) -> list[float]:
         if start < 1:
@@ -43,24 +45,27 @@ class RemoteSession:
         self.forwarded_tokens += len(ids)
         return self.lm.prompt_probs(ids, start)
 
-    def continue_greedy(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
-        """Stream the server's greedy continuation, re-encoded to ids with the local tokenizer.
+    def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
+        """Stream the server's continuation of ``ids``, re-encoded to ids with the local tokenizer.
 
-        Servers stream text, not ids; text is turned into ids only up to the last word, which
-        later text cannot re-tokenize, and the rest at the end.
+        Servers stream text, not ids; text is turned into ids only as far as later text cannot
+        re-tokenize it (``text.settled_tokens``), and the rest at the end.
         """
         self.finish_reason = None
-        body = {"prompt": self.lm.server_text(ids), "max_tokens": max_new_tokens, "temperature": 0.0,
-                **NEUTRAL_SAMPLING}
+        body = {"prompt": self.lm.server_text(ids), "max_tokens": sampling.max_tokens,
+                "temperature": sampling.temperature, "top_p": sampling.top_p, **NEUTRAL_SAMPLING}
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
         text, sent = "", 0
         for event in self.lm.client.stream("/completions", body):
             choice = field(event, "choices", 0, where=self.lm.where)
             text += choice.get("text") or ""
             if choice.get("finish_reason"):
                 self.finish_reason = "length" if choice["finish_reason"] == "length" else "stop"
-            settled = self.lm.encode(text[: settled_length(text, ())]) if text else []
-            yield from settled[sent:]
-            sent = max(sent, len(settled))
+            encoded = self.lm.encode(text)
+            settled = settled_tokens(encoded, text, lambda n: self.lm.encode(text[:n]))
+            yield from encoded[sent:settled]
+            sent = max(sent, settled)
         yield from self.lm.encode(text)[sent:]
         self.finish_reason = self.finish_reason or "stop"
 

@@ -7,10 +7,11 @@ would see, and the server's chat formatting cannot differ from the reference's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.sampling import Sampling
 from wsd_llm.text import trim_incomplete_char
 
 
@@ -22,20 +23,13 @@ class RemoteDraft(RemoteModel):
         text = (self.bos_token or "") + "Hello"
         self.detect_added_bos(self.completion(text, max_tokens=1), text)
 
-    def stream_draft(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop_tokens: Sequence[str] = (),
-    ) -> Iterator[str]:
-        body = {"prompt": self.server_prompt(prompt), "max_tokens": max_tokens, **NEUTRAL_SAMPLING,
-                "temperature": temperature, "top_p": top_p, "stop": list(stop_tokens) or None}
-        if seed is not None:
-            body["seed"] = seed
+    def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
+        """The draft's reply streamed from ``/v1/completions``, the whole text so far after each piece."""
+        body = {"prompt": self.server_prompt(prompt), "max_tokens": sampling.max_tokens, **NEUTRAL_SAMPLING,
+                "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "stop": list(sampling.stop_tokens) or None}
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
         text = ""
         for event in self.client.stream("/completions", body):
             piece = field(event, "choices", 0, where=self.where).get("text") or ""

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from wsd_llm.backends.transformers import TransformersModel, token_probs
+from wsd_llm.backends.transformers.model import TransformersModel, token_probs
+from wsd_llm.sampling import Sampling
 
 # Logits of one scoring pass are rows x kept positions x vocabulary floats; split larger batches.
 LOGITS_BUDGET_BYTES = 2 << 30
@@ -29,12 +30,15 @@ class StopStrings(StoppingCriteria):
         self.lm, self.prompt_width, self.stops = lm, prompt_width, tuple(stops)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        """``input_ids`` ``(rows, width)``: prompt and generated ids; returns ``(rows,)`` done flags."""
         done = [any(stop in self.lm.decode(row[self.prompt_width :].tolist()) for stop in self.stops)
                 for row in input_ids]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def pad_left(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rows`` of different lengths as ``(ids, attention_mask)``, both ``(len(rows), longest)``
+    long tensors, padded on the left with ``pad_id`` (mask 0 there)."""
     width = max(len(row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -46,6 +50,7 @@ def pad_left(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -
 
 
 def pad_id(lm: TransformersModel) -> int:
+    """The tokenizer's padding id, else its smallest end-of-sequence id."""
     tokenizer = lm.tokenizer
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(lm.eos_token_ids)
 
@@ -53,19 +58,23 @@ def pad_id(lm: TransformersModel) -> int:
 def generate_rows(
     lm: TransformersModel,
     rows: Sequence[Sequence[int]],
-    max_new_tokens: int,
-    stop_ids: set[int],
+    sampling: Sampling,
     stops: Sequence[str] = (),
-    temperature: float = 0.0,
-    top_p: float = 1.0,
 ) -> list[list[int]]:
-    """Continue every row with transformers' ``generate``; each result ends before its stop token."""
+    """Continue every row with transformers' ``generate`` for up to ``sampling.max_tokens`` tokens;
+    each result ends before its end-of-sequence or stop token, and after the first stop string."""
+    if sampling.seed is not None and not sampling.greedy:
+        raise ValueError("seeded sampling is per request: use the pipeline one conversation at a time "
+                         "(batch_size=1) or drop the seed")
     ids, mask = pad_left(rows, pad_id(lm), lm.device)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature else {"do_sample": False}
+    stop_ids = lm.eos_token_ids | lm.single_token_ids(sampling.stop_tokens)
+    options = ({"do_sample": False} if sampling.greedy else
+               {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p})
     criteria = StoppingCriteriaList([StopStrings(lm, ids.shape[1], stops)] if stops else [])
     with lm.lock, torch.inference_mode():
-        out = lm.model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, eos_token_id=sorted(stop_ids),
-                                pad_token_id=pad_id(lm), stopping_criteria=criteria, **sampling)
+        out = lm.model.generate(ids, attention_mask=mask, max_new_tokens=sampling.max_tokens,
+                                eos_token_id=sorted(stop_ids), pad_token_id=pad_id(lm), stopping_criteria=criteria,
+                                **options)
     written = []
     for row in out[:, ids.shape[1] :].tolist():
         end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import (
@@ -19,24 +20,31 @@ from transformers import (
     TemperatureLogitsWarper,
     TopPLogitsWarper,
 )
+from transformers.utils import logging as hf_logging
 
-from wsd_llm.backends.conversion import converted_dir
 from wsd_llm.backends.tokenizer import TokenizerMixin
-from wsd_llm.text import trim_incomplete_char
+from wsd_llm.backends.transformers.conversion import converted_dir
+from wsd_llm.results import FinishReason
+from wsd_llm.sampling import Sampling
+from wsd_llm.text import common_prefix_length, trim_incomplete_char
 
-FinishReason = Literal["stop", "length"]
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
+if TYPE_CHECKING:
+    from wsd_llm.backends.protocols import DraftModel
+    from wsd_llm.config import WSDConfig
+    from wsd_llm.messages import Message
+    from wsd_llm.results import WSDResult
 
 
 def token_probs(logits: torch.Tensor, targets: Sequence[int]) -> list[float]:
-    """Softmax probability of each target under its row of logits."""
+    """Softmax probability of each target under its row of logits.
+
+    Args:
+        logits: ``(rows, vocab)`` scores, any float dtype (computed in float32).
+        targets: ``rows`` token ids, one per row.
+
+    Returns:
+        ``rows`` probabilities in [0, 1].
+    """
     logits = logits.float()
     index = torch.tensor(targets, device=logits.device).unsqueeze(-1)
     log_probs = logits.gather(-1, index).squeeze(-1) - logits.logsumexp(-1)
@@ -44,28 +52,41 @@ def token_probs(logits: torch.Tensor, targets: Sequence[int]) -> list[float]:
 
 
 class Sampler:
-    """Picks the next token: argmax at temperature 0, else seeded temperature/top-p sampling."""
+    """Picks the next token: argmax at temperature 0, else seeded temperature/top-p sampling
+    with transformers' own logits warpers."""
 
-    def __init__(self, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                 device: torch.device | str = "cpu") -> None:
-        self.greedy = temperature == 0.0
+    def __init__(self, sampling: Sampling, device: torch.device | str = "cpu") -> None:
+        self.greedy = sampling.greedy
         self.warpers = LogitsProcessorList()
         if not self.greedy:
-            self.warpers.append(TemperatureLogitsWarper(temperature))
-            if top_p < 1.0:
-                self.warpers.append(TopPLogitsWarper(top_p))
+            self.warpers.append(TemperatureLogitsWarper(sampling.temperature))
+            if sampling.top_p < 1.0:
+                self.warpers.append(TopPLogitsWarper(sampling.top_p))
         self.generator = torch.Generator(device=device)
-        if seed is None:
+        if sampling.seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(seed)
+            self.generator.manual_seed(sampling.seed)
 
     def __call__(self, logits: torch.Tensor) -> int:
+        """The next token id from ``logits`` of shape ``(vocab,)``."""
         if self.greedy:
             return int(logits.argmax())
         scores = self.warpers(None, logits.float().unsqueeze(0))
         probs = torch.softmax(scores, dim=-1)
         return int(torch.multinomial(probs, 1, generator=self.generator))
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off for the block, as they were afterwards."""
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 class TransformersSession:
@@ -104,25 +125,26 @@ class TransformersSession:
         logits = self._advance(ids[:-1], reuse=start - 1, rows=count)
         return token_probs(logits, ids[start:])
 
-    def generate(self, prompt: Sequence[int], sampler: Sampler, max_new_tokens: int,
-                 stop_ids: set[int]) -> Iterator[int]:
-        """Yield up to ``max_new_tokens`` tokens after ``prompt``; each is forwarded only when the next is wanted."""
+    def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
+        """Yield up to ``sampling.max_tokens`` tokens after ``ids``; each is forwarded only when the
+        next is wanted, so closing the iterator early wastes no forward pass."""
+        sampler = Sampler(sampling, device=self.lm.device)
+        stop_ids = self.lm.single_token_ids(sampling.stop_tokens)
+        if not sampling.ignore_eos:
+            stop_ids |= self.lm.eos_token_ids
         self.finish_reason = "length"
-        ids = list(prompt)
+        ids = list(ids)
         logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
-        for count in range(max_new_tokens):
+        for count in range(sampling.max_tokens):
             token = sampler(logits)
             if token in stop_ids:
                 self.finish_reason = "stop"
                 return
             yield token
             ids.append(token)
-            if count + 1 == max_new_tokens or len(ids) >= self.lm.context_window:
+            if count + 1 == sampling.max_tokens or len(ids) >= self.lm.context_window:
                 return
             logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
-
-    def continue_greedy(self, ids: Sequence[int], max_new_tokens: int) -> Iterator[int]:
-        return self.generate(ids, Sampler(device=self.lm.device), max_new_tokens, self.lm.eos_token_ids)
 
 
 class TransformersModel(TokenizerMixin):
@@ -158,8 +180,22 @@ class TransformersModel(TokenizerMixin):
     ) -> TransformersModel:
         """Load a hub id, a local directory, or a GGUF file (``path/x.gguf`` or ``gguf_file=``).
 
-        A GGUF is converted to safetensors once and cached (see ``wsd_llm.cache_home()``);
-        ``device_map`` and ``dtype`` go to transformers as usual (``device_map="auto"`` needs accelerate).
+        Args:
+            name_or_path: hub id, directory, or ``.gguf`` file (then ``gguf_file`` is its name).
+            gguf_file: a GGUF file inside ``name_or_path`` (a directory or a hub repository).
+                A GGUF is converted to safetensors once and cached (see ``wsd_llm.cache_home()``).
+            device_map: as transformers takes it (``"auto"`` needs accelerate).
+            dtype: as transformers takes it (``"auto"``, ``torch.bfloat16``...); float32 by default.
+            trust_remote_code: run model code shipped with the checkpoint.
+            name: the name reported in results; by default the id, path or GGUF file name.
+            model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained``.
+
+        Returns:
+            The model, on ``device_map``'s devices (the CPU by default), in eval mode.
+
+        Raises:
+            OSError: no such directory, file or hub id (transformers' message), or the hub cannot
+                be reached for an id not in the local cache.
         """
         source = Path(name_or_path)
         if gguf_file is None and source.suffix == ".gguf":
@@ -180,8 +216,9 @@ class TransformersModel(TokenizerMixin):
             kwargs["device_map"] = device_map
         if dtype is not None:
             kwargs["dtype"] = dtype
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        with _no_progress_bars():  # a converted copy loads in seconds: a bar per model is noise
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         return cls(model, tokenizer, name=display)
 
     def __repr__(self) -> str:
@@ -209,30 +246,37 @@ class TransformersModel(TokenizerMixin):
         return {i for i in ids if i is not None}
 
     def forward(self, ids: Sequence[int], cache: DynamicCache, rows: int) -> torch.Tensor:
-        """Run ``ids`` through the model after ``cache``; return the logits of the last ``rows``."""
+        """Run ``ids`` (``len(ids)`` new tokens) through the model after what ``cache`` holds.
+
+        Returns:
+            The logits of the last ``rows`` positions, shape ``(rows, vocab)``.
+        """
         input_ids = torch.tensor([list(ids)], device=self.device)
         with self.lock, torch.inference_mode():
-            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True,
-                             logits_to_keep=rows)
+            out = self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=rows)
         return out.logits[0, -rows:]
 
     def open_session(self) -> TransformersSession:
         return TransformersSession(self)
 
-    def stream_draft(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop_tokens: Sequence[str] = (),
-    ) -> Iterator[str]:
-        session = self.open_session()
-        sampler = Sampler(temperature, top_p, seed, device=self.device)
-        stop_ids = self.eos_token_ids | self.single_token_ids(stop_tokens)
+    def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
+        """The draft's reply to ``prompt``, the whole text so far after each token (see ``DraftModel``)."""
         written: list[int] = []
-        for token in session.generate(self.encode(prompt), sampler, max_tokens, stop_ids):
+        for token in self.open_session().generate(self.encode(prompt), sampling):
             written.append(token)
             yield trim_incomplete_char(self.decode(written))
+
+    def generate_batch(self, draft: DraftModel, conversations: Sequence[Sequence[Message]],
+                       config: WSDConfig) -> list[WSDResult]:
+        """Run ``conversations`` as left-padded batches in the reference's one-shot order (see
+        ``wsd_llm.backends.transformers.one_shot``); ``draft`` must be a ``TransformersModel`` too.
+
+        Raises:
+            TypeError: ``draft`` is another kind of backend.
+        """
+        from wsd_llm.backends.transformers.one_shot import generate_one_shot
+
+        if not isinstance(draft, TransformersModel):
+            raise TypeError(f"batches of more than one conversation need a local TransformersModel draft, "
+                            f"got {type(draft).__name__}; use batch_size=1")
+        return generate_one_shot(draft, self, conversations, config)

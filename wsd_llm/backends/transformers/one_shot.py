@@ -4,8 +4,8 @@ It follows the reference's three offline stages (F2-Song/Weak-to-Strong-Decoding
 inference/draft.py, check.py, target.py) on transformers: draft every reply in full (one
 left-padded batch through the draft), score every draft token in one forward pass without a
 cache, then prefill prompt + accepted prefix again and continue greedily (one batch through
-the base). It is independent of the incremental pipeline in ``decoding.py``, which the tests
-compare against it. The one departure from the reference, shared with the pipeline, is that
+the base). It is independent of the incremental pipeline in ``wsd_llm.decoding``, which the
+tests compare against it, and it is the batch path of ``TransformersModel.generate_batch``. The one departure from the reference, shared with the pipeline, is that
 ``max_new_tokens`` bounds the whole reply (the reference rounds the continuation up to a
 multiple of 50).
 """
@@ -16,30 +16,30 @@ import time
 from collections.abc import Sequence
 
 from wsd_llm import prompts
-from wsd_llm.backends.padded import generate_rows, score_rows
-from wsd_llm.backends.transformers import TransformersModel
+from wsd_llm.backends.transformers.model import TransformersModel
+from wsd_llm.backends.transformers.padded import generate_rows, score_rows
 from wsd_llm.config import WSDConfig
 from wsd_llm.messages import Conversation, normalize_messages
-from wsd_llm.results import Timings, WSDResult
-from wsd_llm.text import cut_at_stop, trim_incomplete_char
+from wsd_llm.results import Timings, WSDResult, build_result
+from wsd_llm.text import cut_at_stop, finished_text, trim_incomplete_char
 
 
 def generate_one_shot(
     draft: TransformersModel, base: TransformersModel, conversations: Sequence[Conversation],
     config: WSDConfig | None = None,
 ) -> list[WSDResult]:
-    """Run WSD the reference way for all ``conversations`` at once; timings are the batch's."""
+    """Run WSD the reference way for all ``conversations`` at once; timings are the batch's.
+
+    Raises:
+        ValueError: a malformed conversation, or a seeded sampling draft (seeds are per request).
+    """
     config = config or WSDConfig()
-    if config.temperature and config.seed is not None:
-        raise ValueError("seeded sampling is per request: use the pipeline one conversation at a time "
-                         "(batch_size=1) or drop the seed")
     convos = [normalize_messages(conversation) for conversation in conversations]
     timings = Timings()
     begin = time.perf_counter()
 
-    stop_ids = draft.eos_token_ids | draft.single_token_ids(prompts.INSTRUCT_STOPS)
     written = generate_rows(draft, [draft.encode(prompts.draft_prompt(draft, c)) for c in convos],
-                            config.max_draft_tokens, stop_ids, temperature=config.temperature, top_p=config.top_p)
+                            config.draft_sampling())
     draft_texts = [cut_at_stop(trim_incomplete_char(draft.decode(w)), prompts.INSTRUCT_STOPS)[0] for w in written]
     timings.draft_s = time.perf_counter() - begin
 
@@ -52,13 +52,14 @@ def generate_one_shot(
     accepted = [row[: n + last + 1] for row, n, last in zip(rows, prompt_lengths, lasts)]
     timings.check_s = time.perf_counter() - begin - timings.draft_s
 
-    stops = prompts.base_stops(config.base_format) + config.stop
+    markers = prompts.base_stops(config.base_format)
+    stops = markers + config.stop
     budgets = [config.max_new_tokens - len(a[n:]) for a, n in zip(accepted, prompt_lengths)]
     open_rows = [i for i, budget in enumerate(budgets) if budget > 0]
     continuations: list[list[int]] = [[] for _ in convos]
     if open_rows:
         longest = max(budgets[i] for i in open_rows)
-        grown = generate_rows(base, [accepted[i] for i in open_rows], longest, base.eos_token_ids, stops)
+        grown = generate_rows(base, [accepted[i] for i in open_rows], config.base_sampling(longest), stops)
         for i, tokens in zip(open_rows, grown):
             continuations[i] = tokens[: budgets[i]]
     timings.total_s = time.perf_counter() - begin
@@ -67,21 +68,19 @@ def generate_one_shot(
     results = []
     for i in range(len(convos)):
         n, kept, more = prompt_lengths[i], accepted[i][prompt_lengths[i]:], continuations[i]
-        text, stopped = cut_at_stop(base.decode(kept + more), stops)
-        draft_part = text[: len(base.decode(kept))]
-        results.append(WSDResult(
+        text, stopped = finished_text(base.decode(kept + more), stops, markers)
+        results.append(build_result(
+            base.decode,
             text=text,
-            draft_text=draft_part,
-            base_text=text[len(draft_part) :],
+            kept=kept,
+            continuation=more,
+            scored=rows[i][n : n + len(all_probs[i])],
+            probs=all_probs[i],
             switched=switches[i] is not None,
             switch_index=lasts[i],
-            draft_tokens=len(kept),
-            base_tokens=len(more),
             prompt_tokens=n,
-            draft_tokens_generated=len(written[i]),
-            base_tokens_forwarded=len(rows[i]) + len(accepted[i]) + max(len(more) - 1, 0),
-            probs=all_probs[i],
-            tokens=[base.decode([token]) for token in rows[i][n : n + len(all_probs[i])]],
+            drafted=len(written[i]),
+            forwarded=len(rows[i]) + len(accepted[i]) + max(len(more) - 1, 0),
             finish_reason="length" if not stopped and len(more) == max(budgets[i], 0) else "stop",
             draft_model=draft.name,
             base_model=base.name,
