@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
-from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.remote.model import RemoteModel
 from wsd_llm.decoding import settled_length
 
 logger = logging.getLogger(__name__)
@@ -50,10 +50,8 @@ class RemoteSession:
         later text cannot re-tokenize, and the rest at the end.
         """
         self.finish_reason = None
-        body = {"prompt": self.lm.server_text(ids), "max_tokens": max_new_tokens, "temperature": 0.0,
-                **NEUTRAL_SAMPLING}
         text, sent = "", 0
-        for event in self.lm.client.stream("/completions", body):
+        for event in self.lm.stream_completion(self.lm.server_text(ids), max_tokens=max_new_tokens):
             choice = field(event, "choices", 0, where=self.lm.where)
             text += choice.get("text") or ""
             if choice.get("finish_reason"):

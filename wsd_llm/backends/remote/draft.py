@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from wsd_llm.backends.remote.client import field
-from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.remote.model import RemoteModel
 from wsd_llm.text import trim_incomplete_char
 
 
@@ -32,12 +32,12 @@ class RemoteDraft(RemoteModel):
         seed: int | None = None,
         stop_tokens: Sequence[str] = (),
     ) -> Iterator[str]:
-        body = {"prompt": self.server_prompt(prompt), "max_tokens": max_tokens, **NEUTRAL_SAMPLING,
-                "temperature": temperature, "top_p": top_p, "stop": list(stop_tokens) or None}
+        settings = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
+                    "stop": list(stop_tokens) or None}
         if seed is not None:
-            body["seed"] = seed
+            settings["seed"] = seed
         text = ""
-        for event in self.client.stream("/completions", body):
+        for event in self.stream_completion(self.server_prompt(prompt), **settings):
             piece = field(event, "choices", 0, where=self.where).get("text") or ""
             if piece:
                 text += piece
