@@ -13,13 +13,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 
 def free_port() -> int:
@@ -73,29 +73,46 @@ def llama_server(model: os.PathLike[str] | str, *extra: str) -> contextlib.Abstr
 class ScriptedServer:
     """An OpenAI-shaped server on a real socket that answers from a script, for error paths.
 
-    ``replies`` is a list of (status, body) consumed one per request; a body that is not a
-    str is sent as JSON; ``("sleep", seconds)`` waits that long first.
+    ``replies`` is a list of (status, body) or (status, body, headers) consumed one per request;
+    a body that is not a str is sent as JSON; ``("sleep", seconds)`` waits that long first;
+    ``("stream", chunks)`` sends each chunk as a server-sent event (an endless iterable is fine),
+    a chunk ``"drop"`` cuts the connection, and ``disconnected`` is set if the client leaves early.
     """
 
     def __init__(self) -> None:
-        self.replies: list[tuple[Any, Any]] = []
+        self.replies: list[tuple[Any, ...]] = []
         self.requests: list[dict[str, Any]] = []
+        self.disconnected = threading.Event()
         app = FastAPI()
 
         @app.post("/v1/completions")
         async def completions(request: Request) -> Response:
             self.requests.append({"headers": dict(request.headers), "json": await request.json()})
-            status, body = self.replies.pop(0) if self.replies else (500, "script exhausted")
+            status, body, *headers = self.replies.pop(0) if self.replies else (500, "script exhausted")
             if status == "sleep":
                 await asyncio.sleep(body)
                 status, body = 200, {}
+            if status == "stream":
+                return StreamingResponse(self._events(body), media_type="text/event-stream")
             text = body if isinstance(body, str) else json.dumps(body)
-            return Response(text, status_code=status, media_type="application/json")
+            return Response(text, status_code=status, media_type="application/json", headers=next(iter(headers), None))
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def _events(self, chunks: Iterable[Any]) -> AsyncIterator[str]:
+        try:
+            for chunk in chunks:
+                if chunk == "drop":
+                    raise ConnectionAbortedError("scripted: connection cut mid-stream")
+                yield f"data: {json.dumps(chunk)}\n\n"
+                await asyncio.sleep(0.01)
+            yield "data: [DONE]\n\n"
+        except (GeneratorExit, asyncio.CancelledError):  # the client went away
+            self.disconnected.set()
+            raise
 
     def __enter__(self) -> ScriptedServer:
         self.thread.start()

@@ -93,6 +93,15 @@ def test_both_remote_stream_adds_up(remote_draft, remote_base):
     assert {e.source for e in events[:-1]} <= {"draft", "base"} and result.text
 
 
+def test_model_list_and_close_on_a_real_server(draft_server, real_pipe):
+    with RemoteDraft(draft_server, real_pipe.draft.tokenizer, context_window=2048) as draft:
+        assert all(card["id"] for card in draft.client.models())
+    assert draft.client.sdk.is_closed()
+    # llama-cpp-python's model list states no context size, and SmolLM2's tokenizer none either.
+    with pytest.raises(ValueError, match="pass context_window="):
+        RemoteDraft(draft_server, real_pipe.draft.tokenizer)
+
+
 def test_probe_refuses_misaligned_logprobs_without_bos(draft_server, real_pipe):
     """llama-cpp-python's echoed logprobs are shifted when the prompt has no BOS (its #1983)."""
     tokenizer = copy.deepcopy(real_pipe.draft.tokenizer)

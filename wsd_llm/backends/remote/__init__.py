@@ -1,6 +1,6 @@
 """Draft and base models behind OpenAI-compatible servers (llama-cpp-python, vLLM).
 
-Needs the ``remote`` extra: ``pip install 'wsd-llm[remote]'``.
+Needs the ``remote`` extra (the official ``openai`` SDK): ``pip install 'wsd-llm[remote]'``.
 """
 
 from wsd_llm.backends.remote.base import RemoteBase, RemoteSession

@@ -15,7 +15,7 @@ from typing import Any
 
 from wsd_llm.backends.remote.client import field
 from wsd_llm.backends.remote.errors import RemoteCapabilityError, RemoteResponseError, RemoteStatusError
-from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.remote.model import RemoteModel
 from wsd_llm.results import FinishReason
 from wsd_llm.sampling import Sampling
 from wsd_llm.text import settled_tokens
@@ -52,12 +52,8 @@ class RemoteSession:
         re-tokenize it (``text.settled_tokens``), and the rest at the end.
         """
         self.finish_reason = None
-        body = {"prompt": self.lm.server_text(ids), "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature, "top_p": sampling.top_p, **NEUTRAL_SAMPLING}
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
         text, sent = "", 0
-        for event in self.lm.client.stream("/completions", body):
+        for event in self.lm.stream_completion(self.lm.server_text(ids), sampling):
             choice = field(event, "choices", 0, where=self.lm.where)
             text += choice.get("text") or ""
             if choice.get("finish_reason"):

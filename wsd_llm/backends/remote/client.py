@@ -1,19 +1,24 @@
-"""A small OpenAI-compatible HTTP client: timeouts, retries with backoff, SSE streaming, clear errors.
+"""The two calls WSD makes to an OpenAI-compatible server, over the official ``openai`` SDK.
 
-It speaks only the two calls WSD needs (``/v1/completions`` and the model list) and keeps
-the API key in a ``SecretStr`` so it never shows up in a repr, a log line or an error.
+The SDK does the transport: connection pooling, timeouts, authentication, server-sent
+events, and retries (408/409/429/5xx and connection errors, exponential backoff with jitter
+that honours ``Retry-After``; the SDK logs each retry on the ``openai`` logger). This module
+adds what WSD needs on top: answers as plain dicts checked field by field, the SDK's
+exceptions mapped onto :class:`RemoteError` in one place, and an API key kept in a
+``SecretStr`` so it never shows in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 from collections.abc import Iterator
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-import httpx
+import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from wsd_llm.backends.remote.errors import (
     RemoteConnectionError,
@@ -22,28 +27,29 @@ from wsd_llm.backends.remote.errors import (
     RemoteStatusError,
 )
 
-logger = logging.getLogger(__name__)
-
-_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# The SDK refuses to start without a key and would otherwise read OPENAI_API_KEY from the
+# environment, sending a user's OpenAI key to this server.
+_NO_KEY = "no-key"
 
 
 class Endpoint(BaseModel):
     """Where an OpenAI-compatible server is, and how to talk to it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_url: str = Field(description="Server root or its /v1 root, e.g. http://127.0.0.1:8000/v1.")
     model: str | None = Field(None, description="Model name sent with each request; the server's first model if None.")
     api_key: SecretStr | None = Field(None, description="Sent as a Bearer token; never printed.")
     timeout: float = Field(120.0, gt=0, description="Seconds to wait for a response (between stream chunks).")
-    max_retries: int = Field(3, ge=0, description="Extra attempts after a 429/5xx or a connection error.")
-    backoff: float = Field(0.5, ge=0, description="First wait between attempts in seconds; doubles each time.")
+    max_retries: int = Field(
+        3, ge=0, description="Extra attempts after a 408/409/429/5xx, a timeout or a connection error, with the "
+                             "openai SDK's exponential backoff (0.5 s doubling to 8 s, or the server's Retry-After).")
 
     @field_validator("base_url")
     @classmethod
     def _v1_root(cls, value: str) -> str:
-        url = httpx.URL(value)
-        if url.scheme not in ("http", "https") or not url.host:
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {value!r}")
         root = value.rstrip("/")
         return root if root.endswith("/v1") else root + "/v1"
@@ -54,116 +60,120 @@ class Endpoint(BaseModel):
         return None if value == "" else value
 
 
-def _retryable(error: BaseException) -> bool:
-    if isinstance(error, RemoteStatusError):
-        return error.status_code in _RETRY_STATUS
-    return isinstance(error, RemoteConnectionError)
-
-
 class OpenAIClient:
-    """Sync JSON and SSE calls to one :class:`Endpoint`; thread-safe (httpx pools connections)."""
+    """``/v1/completions`` and ``/v1/models`` of one :class:`Endpoint` through ``openai.OpenAI``.
+
+    Thread-safe (the SDK pools connections). Close it, or use it as a context manager, to
+    release its connections. The SDK client itself is ``sdk``, for calls WSD does not make.
+    """
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        headers = {"Authorization": f"Bearer {endpoint.api_key.get_secret_value()}"} if endpoint.api_key else {}
-        self._http = httpx.Client(base_url=endpoint.base_url, headers=headers,
-                                  timeout=httpx.Timeout(endpoint.timeout, connect=min(endpoint.timeout, 10.0)))
+        key = endpoint.api_key.get_secret_value() if endpoint.api_key else _NO_KEY
+        self.sdk = openai.OpenAI(api_key=key, base_url=endpoint.base_url, max_retries=endpoint.max_retries,
+                                 timeout=openai.Timeout(endpoint.timeout, connect=min(endpoint.timeout, 10.0)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r})"
 
     def close(self) -> None:
-        self._http.close()
+        """Close the connection pool; later calls raise :class:`RemoteError`."""
+        self.sdk.close()
 
-    def _attempts(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(self.endpoint.max_retries + 1),
-            wait=wait_exponential(multiplier=self.endpoint.backoff, max=30),
-            before_sleep=lambda state: logger.warning(
-                "retrying %s after: %s", self.endpoint.base_url, state.outcome.exception()),
-            reraise=True,
-        )
+    def __enter__(self) -> Self:
+        return self
 
-    def get(self, path: str) -> dict[str, Any]:
-        return self._attempts()(self._request, "GET", path, None)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` as JSON; the decoded JSON object of the answer."""
-        return self._attempts()(self._request, "POST", path, self._with_model(body))
+    def complete(self, prompt: str, **params: Any) -> dict[str, Any]:
+        """One ``/v1/completions`` answer as a dict.
 
-    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """POST with ``stream: true``; yield each server-sent event's JSON object until ``[DONE]``.
+        Args:
+            prompt: The prompt text, sent as is.
+            **params: Arguments of ``openai.OpenAI().completions.create`` (``max_tokens``, ``echo``,
+                ``logprobs``, ``extra_body`` for fields the OpenAI API lacks, ...); ``model`` is the endpoint's.
+
+        Raises:
+            RemoteError: The server could not be reached, refused, or answered something that is not JSON.
+        """
+        with self._translated("/completions"):
+            answer = self.sdk.completions.create(model=self._model, prompt=prompt, **params)
+        return self._as_dict(answer, "/completions")
+
+    def stream(self, prompt: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """``/v1/completions`` with ``stream=True``: each chunk as a dict, as it arrives.
 
         Only opening the stream is retried: once tokens have arrived a retry would repeat them.
-        Closing the iterator closes the connection, which stops generation on the server.
+        Closing the iterator closes the HTTP response, which stops generation on the server.
+
+        Raises:
+            RemoteError: As :meth:`complete`, also mid-stream (a dropped connection, an error event).
         """
-        body = self._with_model({**body, "stream": True})
-        response = self._attempts()(self._open_stream, path, body)
+        with self._translated("/completions"):
+            chunks = self.sdk.completions.create(model=self._model, prompt=prompt, stream=True, **params)
         try:
-            for line in self._guard(response.iter_lines):
-                if not line.startswith("data:"):
-                    continue
-                data = line[len("data:"):].strip()
-                if data == "[DONE]":
-                    return
-                event = self._decode(data, path)
-                if "error" in event:
-                    raise RemoteError(f"{self._where(path)} reported an error mid-stream: {event['error']}")
-                yield event
+            with self._translated("/completions"):
+                for chunk in chunks:
+                    yield self._as_dict(chunk, "/completions")
         finally:
-            response.close()
+            chunks.close()
 
-    def _with_model(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"model": self.endpoint.model, **body} if self.endpoint.model else body
+    def models(self) -> list[dict[str, Any]]:
+        """The server's ``/v1/models`` cards as dicts (vLLM adds ``max_model_len``)."""
+        with self._translated("/models"):
+            page = self.sdk.models.list()
+        cards = field(self._as_dict(page, "/models"), "data", where=f"{self.endpoint.base_url}/models")
+        if not isinstance(cards, list) or not all(isinstance(card, dict) for card in cards):
+            raise RemoteResponseError(f"{self.endpoint.base_url}/models answered `data` that is not a list of objects")
+        return cards
 
-    def _where(self, path: str) -> str:
-        return f"{self.endpoint.base_url}{path}"
+    @property
+    def _model(self) -> str:
+        # Without a model name the field is left out and the server uses the model it serves.
+        return self.endpoint.model or openai.NOT_GIVEN  # type: ignore[return-value]
 
-    def _guard(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+    def _as_dict(self, answer: object, path: str) -> dict[str, Any]:
+        # The SDK builds its models without validation, so fields it does not know (vLLM's
+        # prompt_logprobs, max_model_len) survive, and missing ones are left to `field`.
+        if isinstance(answer, openai.BaseModel):
+            return answer.to_dict()
+        raise RemoteResponseError(
+            f"{self.endpoint.base_url}{path} answered {str(answer)[:200]!r}, not a JSON object")
+
+    @contextlib.contextmanager
+    def _translated(self, path: str) -> Iterator[None]:
+        """Raise the SDK's errors as :class:`RemoteError`s, with the API key masked."""
+        if self.sdk.is_closed():
+            raise RemoteError(f"the client of {self.endpoint.base_url} is closed; create a new model to reconnect")
         try:
-            return call(*args, **kwargs)
-        except httpx.TimeoutException as error:
-            raise RemoteConnectionError(
-                f"{self.endpoint.base_url} did not answer within {self.endpoint.timeout} s "
-                "(raise `timeout` for slow servers)") from error
-        except httpx.TransportError as error:
-            raise RemoteConnectionError(
-                f"cannot reach {self.endpoint.base_url}: {error}; is the server running?") from error
+            yield
+        except (openai.OpenAIError, json.JSONDecodeError) as error:
+            mapped = _remote_error(error, self.endpoint, path)
+            if self.endpoint.api_key:  # a server may echo the key back in its error text
+                mapped.args = (str(mapped).replace(self.endpoint.api_key.get_secret_value(), "***"),)
+            raise mapped from error
 
-    def _check_status(self, response: httpx.Response, path: str) -> None:
-        if response.is_success:
-            return
-        response.read()
-        detail = response.text[:500]
-        hint = " (check the API key)" if response.status_code in (401, 403) else ""
-        raise RemoteStatusError(
-            f"{self._where(path)} answered HTTP {response.status_code}{hint}: {detail}", response.status_code)
 
-    def _decode(self, text: str, path: str) -> dict[str, Any]:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise RemoteResponseError(
-                f"{self._where(path)} answered with malformed JSON: {text[:200]!r}") from error
-        if not isinstance(data, dict):
-            raise RemoteResponseError(f"{self._where(path)} answered {type(data).__name__}, expected a JSON object")
-        return data
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        response = self._guard(self._http.request, method, path, json=body)
-        self._check_status(response, path)
-        return self._decode(response.text, path)
-
-    def _open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        request = self._http.build_request("POST", path, json=body)
-        response = self._guard(self._http.send, request, stream=True)
-        try:
-            self._check_status(response, path)
-        except RemoteError:
-            response.close()
-            raise
-        return response
+def _remote_error(error: Exception, endpoint: Endpoint, path: str) -> RemoteError:
+    """The :class:`RemoteError` that says what an SDK exception means for WSD (the one mapping)."""
+    where = f"{endpoint.base_url}{path}"
+    if isinstance(error, openai.APITimeoutError):
+        return RemoteConnectionError(
+            f"{where} did not answer within {endpoint.timeout} s (raise `timeout` for slow servers)")
+    if isinstance(error, openai.APIConnectionError):
+        return RemoteConnectionError(
+            f"cannot reach {endpoint.base_url}: {error.__cause__ or error}; is the server running?")
+    if isinstance(error, openai.APIStatusError):
+        hint = " (check the API key)" if error.status_code in (401, 403) else ""
+        return RemoteStatusError(f"{where} answered HTTP {error.status_code}{hint}: {error.response.text[:500]}",
+                                 error.status_code)
+    if isinstance(error, json.JSONDecodeError):
+        return RemoteResponseError(f"{where} answered with malformed JSON: {error.doc[:200]!r}")
+    if isinstance(error, openai.APIError):  # an error event mid-stream, or an answer the SDK cannot read
+        return RemoteError(f"{where} reported an error: {error.message}")
+    return RemoteError(f"{where}: {error}")
 
 
 def field(data: Any, *path: str | int, where: str) -> Any:

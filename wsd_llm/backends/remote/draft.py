@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from wsd_llm.backends.remote.client import field
-from wsd_llm.backends.remote.model import NEUTRAL_SAMPLING, RemoteModel
+from wsd_llm.backends.remote.model import RemoteModel
 from wsd_llm.sampling import Sampling
 from wsd_llm.text import trim_incomplete_char
 
@@ -25,13 +25,8 @@ class RemoteDraft(RemoteModel):
 
     def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
         """The draft's reply streamed from ``/v1/completions``, the whole text so far after each piece."""
-        body = {"prompt": self.server_prompt(prompt), "max_tokens": sampling.max_tokens, **NEUTRAL_SAMPLING,
-                "temperature": sampling.temperature, "top_p": sampling.top_p,
-                "stop": list(sampling.stop_tokens) or None}
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
         text = ""
-        for event in self.client.stream("/completions", body):
+        for event in self.stream_completion(self.server_prompt(prompt), sampling):
             piece = field(event, "choices", 0, where=self.where).get("text") or ""
             if piece:
                 text += piece

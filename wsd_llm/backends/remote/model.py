@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Self
 
 from wsd_llm.backends.remote.client import Endpoint, OpenAIClient
 from wsd_llm.backends.tokenizer import TokenizerMixin, TokenizerSpec, load_tokenizer
+from wsd_llm.sampling import Sampling
 
 # Neutral sampling settings: servers default to a repeat penalty and top-k/min-p cuts that
 # would make "greedy" differ from the local model's argmax.
@@ -17,20 +20,36 @@ class RemoteModel(TokenizerMixin):
     """A model served over the OpenAI API, with its tokenizer loaded locally (tokenizer only).
 
     ``tokenizer`` is the served model's: a tokenizer object, a hub id, a directory or the
-    ``.gguf`` file the server runs.
+    ``.gguf`` file the server runs. Close the model, or use it as a context manager
+    (``with RemoteBase(...) as base:``), to release its connections.
     """
 
     def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
                  name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else Endpoint(base_url=endpoint, api_key=api_key)
         self.client = OpenAIClient(self.endpoint)
-        self.tokenizer = load_tokenizer(tokenizer)
-        self.name = name or self.endpoint.model or str(tokenizer)
-        self.lock = threading.RLock()
-        self._context_window = self._context_limit(context_window)
-        self.server_adds_bos = False
-        if probe:
-            self.probe()
+        try:
+            self.tokenizer = load_tokenizer(tokenizer)
+            self.name = name or self.endpoint.model or str(tokenizer)
+            self.lock = threading.RLock()
+            self._context_window = self._context_limit(context_window)
+            self.server_adds_bos = False
+            if probe:
+                self.probe()
+        except BaseException:
+            self.client.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connections to the server; the model cannot be used afterwards."""
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
 
     def probe(self) -> None:
         """Check at start that the server can play this model's role; raise a clear error if not."""
@@ -51,7 +70,7 @@ class RemoteModel(TokenizerMixin):
         """The given window, else the server's (vLLM lists ``max_model_len``), else the tokenizer's."""
         if given is not None:
             return given
-        models = self.client.get("/models").get("data") or [{}]
+        models = self.client.models() or [{}]
         card = next((m for m in models if m.get("id") == self.endpoint.model), models[0])
         for limit in (card.get("max_model_len"), getattr(self.tokenizer, "model_max_length", None)):
             if isinstance(limit, int) and 0 < limit < 10**9:
@@ -60,8 +79,17 @@ class RemoteModel(TokenizerMixin):
                          "pass context_window= (the server's context size, e.g. llama-cpp-python's --n_ctx)")
 
     def completion(self, prompt: str, **settings: Any) -> dict[str, Any]:
-        return self.client.post("/completions", {"prompt": prompt, "temperature": 0.0, **NEUTRAL_SAMPLING,
-                                                 **settings})
+        """A greedy ``/v1/completions`` answer; ``settings`` are ``completions.create`` arguments."""
+        return self.client.complete(prompt, **{"temperature": 0.0, **settings}, extra_body=NEUTRAL_SAMPLING)
+
+    def stream_completion(self, prompt: str, sampling: Sampling) -> Iterator[dict[str, Any]]:
+        """A ``/v1/completions`` of ``prompt`` written as ``sampling`` says, streamed chunk by chunk;
+        closing the iterator stops the server."""
+        settings: dict[str, Any] = {"max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
+                                    "top_p": sampling.top_p, "stop": list(sampling.stop_tokens) or None}
+        if sampling.seed is not None:
+            settings["seed"] = sampling.seed
+        return self.client.stream(prompt, **settings, extra_body=NEUTRAL_SAMPLING)
 
     def detect_added_bos(self, answer: dict[str, Any], sent: str) -> None:
         """Learn from a completion's ``usage`` whether the server puts a BOS before the prompt itself
