@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
@@ -70,7 +71,7 @@ def _option_type(annotation: Any) -> Any:
         return list[str] | None
     if get_origin(annotation) is Literal:
         return str | None  # WSDConfig checks the value, with the same one-line error as every setting
-    if get_origin(annotation) in (Union, type(int | None)):
+    if get_origin(annotation) in (Union, types.UnionType):
         (annotation,) = (arg for arg in get_args(annotation) if arg is not type(None))
     return annotation | None
 
@@ -89,7 +90,7 @@ def _generation_parameter(name: str) -> inspect.Parameter:
                              annotation=Annotated[_option_type(field.annotation), option])
 
 
-def command(generation: tuple[str, ...] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def command(generation: tuple[str, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register a command with one-line errors for user mistakes (``--debug`` shows the traceback).
 
     The command gets ``generation`` (names of WSDConfig fields) as options, and receives them
@@ -98,14 +99,13 @@ def command(generation: tuple[str, ...] = ()) -> Callable[[Callable[..., None]],
 
     def register(function: Callable[..., None]) -> Callable[..., None]:
         signature = inspect.signature(function, eval_str=True)
-        parameters = [p for p in signature.parameters.values() if p.name != "config" or not generation]
+        parameters = [p for p in signature.parameters.values() if p.name != "config"]
         parameters += [_generation_parameter(name) for name in generation]
 
         @functools.wraps(function)
         def run(**kwargs: Any) -> None:
             try:
-                if generation:
-                    kwargs["config"] = make_config(**{name: kwargs.pop(name) for name in generation})
+                kwargs["config"] = make_config(**{name: kwargs.pop(name) for name in generation})
                 function(**kwargs)
             except (ValueError, OSError) as error:
                 if _State.debug:
