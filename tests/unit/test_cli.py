@@ -17,6 +17,10 @@ from wsd_llm.config import WSDConfig
 from wsd_llm.results import Timings, WSDResult
 
 GENERATING = ("generate", "explain", "run", "serve")
+# `python -m wsd_llm.cli` with Ctrl-C raising KeyboardInterrupt, as in a terminal, even where the
+# tests run as a background job (which starts its children with SIGINT ignored).
+CTRL_C_MAIN = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "runpy.run_module('wsd_llm.cli', run_name='__main__')")
 
 
 def result(switched: bool) -> WSDResult:
@@ -121,7 +125,7 @@ def test_generate_streams_a_reply_with_the_given_options(tiny_dirs):
 def test_ctrl_c_keeps_finished_lines_and_says_how_to_resume(tiny_dirs, tmp_path):
     source, output = tmp_path / "prompts.jsonl", tmp_path / "out.jsonl"
     source.write_text("".join(json.dumps({"instruction": f"Say {i} things."}) + "\n" for i in range(30)))
-    command = [sys.executable, "-m", "wsd_llm.cli", "run", str(source), "-o", str(output), *tiny_dirs,
+    command = [sys.executable, "-c", CTRL_C_MAIN, "run", str(source), "-o", str(output), *tiny_dirs,
                "--max-new-tokens", "8", "--max-draft-tokens", "8"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
