@@ -1,65 +1,158 @@
-"""The ``wsd-llm`` command: run Weak-to-Strong Decoding from a terminal."""
+"""The ``wsd-llm`` command: run Weak-to-Strong Decoding from a terminal.
+
+Nothing here imports torch or transformers at import time (``wsd-llm --help`` stays quick);
+each command imports the models when it runs. The generation options of every command are
+``WSDConfig``'s fields, declared once (``GENERATION``) with ``WSDConfig``'s own defaults.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from wsd_llm.config import WSDConfig
+from wsd_llm.errors import one_line
+from wsd_llm.explain import TERMINAL_COLOURS
 from wsd_llm.results import WSDResult
 
 if TYPE_CHECKING:
+    from wsd_llm.messages import Message
     from wsd_llm.pipeline import WSDPipeline
 
 app = typer.Typer(help="Weak-to-Strong Decoding: a small aligned draft begins, a base model finishes.",
                   no_args_is_help=True, add_completion=False)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-COLOURS = {"draft": "cyan", "base": "green"}
+INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C (128 + SIGINT)
 
-# Options shared by every command that runs the models.
-Draft = Annotated[Optional[str], typer.Option(
+# The WSDConfig fields every generating command takes as options, in --help order.
+GENERATION = ("max_new_tokens", "max_draft_tokens", "gamma", "window", "temperature", "top_p", "seed", "stop",
+              "mode", "base_format", "chunk_size")
+
+# Options shared by every command that loads the models.
+Draft = Annotated[str | None, typer.Option(
     help="Draft model: hub id, directory or .gguf; default: packaged SmolLM2-135M-Instruct.")]
-Base = Annotated[Optional[str], typer.Option(
+Base = Annotated[str | None, typer.Option(
     help="Base model: hub id, directory or .gguf; default: packaged Gemma-3-270M.")]
-MaxNewTokens = Annotated[int, typer.Option(help="Most tokens in a reply.")]
-MaxDraftTokens = Annotated[int, typer.Option(help="Most tokens the draft may write.")]
-Gamma = Annotated[float, typer.Option(help="Switch threshold.")]
-Window = Annotated[int, typer.Option(help="Switch window size.")]
-DeviceMap = Annotated[Optional[str], typer.Option(help="e.g. auto, cpu, cuda (auto needs accelerate).")]
-Dtype = Annotated[Optional[str], typer.Option(help="e.g. auto, float32, bfloat16.")]
+DeviceMap = Annotated[str | None, typer.Option(help="e.g. auto, cpu, cuda (auto needs accelerate).")]
+Dtype = Annotated[str | None, typer.Option(help="e.g. auto, float32, bfloat16.")]
+System = Annotated[str | None, typer.Option(help="A system message.")]
+
+
+class _State:
+    debug = False
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show the full traceback of an error.")] = False,
+) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)])
     logging.getLogger("wsd_llm").setLevel(logging.DEBUG if verbose else logging.INFO)
+    _State.debug = debug
+
+
+def _option_type(annotation: Any) -> Any:
+    """The CLI type of a WSDConfig field: ``None`` always allowed (unset means WSDConfig's default)."""
+    if get_origin(annotation) is tuple:
+        return list[str] | None
+    if get_origin(annotation) is Literal:
+        return str | None  # WSDConfig checks the value, with the same one-line error as every setting
+    if get_origin(annotation) in (Union, types.UnionType):
+        (annotation,) = (arg for arg in get_args(annotation) if arg is not type(None))
+    return annotation | None
+
+
+def _shown_default(value: Any) -> str:
+    if value is None or value == ():
+        return "none"
+    return str(value)
+
+
+def _generation_parameter(name: str) -> inspect.Parameter:
+    field = WSDConfig.model_fields[name]
+    extra = " Repeat for several." if name == "stop" else ""
+    option = typer.Option(help=f"{field.description}{extra}", show_default=_shown_default(field.default))
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[_option_type(field.annotation), option])
+
+
+def command(generation: tuple[str, ...]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command with one-line errors for user mistakes (``--debug`` shows the traceback).
+
+    The command gets ``generation`` (names of WSDConfig fields) as options, and receives them
+    as one validated ``config``; an option left out takes WSDConfig's default.
+    """
+
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(function, eval_str=True)
+        parameters = [p for p in signature.parameters.values() if p.name != "config"]
+        parameters += [_generation_parameter(name) for name in generation]
+
+        @functools.wraps(function)
+        def run(**kwargs: Any) -> None:
+            try:
+                kwargs["config"] = make_config(**{name: kwargs.pop(name) for name in generation})
+                function(**kwargs)
+            except (ValueError, OSError) as error:
+                if _State.debug:
+                    raise
+                usage = isinstance(error, ValidationError)
+                message = one_line(error) if usage else " ".join(str(error).split())
+                err.print(f"[red]error:[/red] {escape(message)}")
+                raise typer.Exit(2 if usage else 1) from error
+            except KeyboardInterrupt:
+                if _State.debug:
+                    raise
+                err.print("interrupted")
+                raise typer.Exit(INTERRUPTED) from None
+
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return app.command()(run)
+
+    return register
 
 
 def make_config(**settings: Any) -> WSDConfig:
-    """A validated config, or exit 2 with the validation message."""
-    from pydantic import ValidationError
+    """A validated config; options left unset (None) take WSDConfig's defaults.
 
-    try:
-        return WSDConfig(**settings)
-    except ValidationError as error:
-        err.print(f"[red]invalid option:[/red] {error}")
-        raise typer.Exit(2) from error
+    Raises:
+        pydantic.ValidationError: a value out of range (printed as one line by ``command``).
+    """
+    return WSDConfig(**{key: value for key, value in settings.items() if value is not None})
 
 
-def load_pipeline(draft: str | None, base: str | None, config: WSDConfig, device_map: str | None,
+def load_pipeline(draft: Any, base: Any, config: WSDConfig, device_map: str | None,
                   dtype: str | None) -> WSDPipeline:
+    """Both models, after a quick check that named paths exist and named hub ids can be fetched."""
+    from wsd_llm import hub
+
+    for source in (draft, base):
+        if isinstance(source, str):
+            hub.check_source(source)
     from wsd_llm.pipeline import WSDPipeline
 
     load = {key: value for key, value in {"device_map": device_map, "dtype": dtype}.items() if value}
     with err.status("Loading models (the first run converts the packaged GGUF files, a few minutes)"):
         return WSDPipeline.from_pretrained(draft=draft, base=base, config=config, **load)
+
+
+def conversation(prompt: str, system: str | None) -> list[Message]:
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
 def describe_switch(result: WSDResult, config: WSDConfig) -> str:
@@ -74,87 +167,78 @@ def describe_switch(result: WSDResult, config: WSDConfig) -> str:
             f"[{result.timings.total_s:.1f} s, finish: {result.finish_reason}]")
 
 
-@app.command()
+@command(GENERATION)
 def generate(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
-    system: Annotated[Optional[str], typer.Option(help="A system message.")] = None,
+    config: WSDConfig,
+    system: System = None,
     draft: Draft = None,
     base: Base = None,
-    max_new_tokens: MaxNewTokens = 256,
-    max_draft_tokens: MaxDraftTokens = 512,
-    gamma: Gamma = 0.8,
-    window: Window = 6,
-    temperature: Annotated[float, typer.Option(help="Draft temperature (0 = greedy).")] = 0.0,
-    seed: Annotated[Optional[int], typer.Option(help="Draft sampling seed.")] = None,
-    mode: Annotated[str, typer.Option(help="incremental or faithful.")] = "incremental",
-    base_format: Annotated[str, typer.Option(help="plain or chat_template.")] = "plain",
     device_map: DeviceMap = None,
     dtype: Dtype = None,
 ) -> None:
     """Stream a WSD reply: draft text in cyan, base text in green, then where the switch happened."""
-    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
-                         window=window, temperature=temperature, seed=seed, mode=mode, base_format=base_format)
     pipe = load_pipeline(draft, base, config, device_map, dtype)
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    for event in pipe.stream(messages):
+    for event in pipe.stream(conversation(prompt, system)):
         if event.result is not None:
             out.print()
             err.print(describe_switch(event.result, config), style="bold")
         else:
-            out.print(event.text, style=COLOURS[event.source], end="")
+            out.print(event.text, style=TERMINAL_COLOURS[event.source], end="")
 
 
-@app.command()
+@command(tuple(name for name in GENERATION if name != "mode"))
 def explain(
     prompt: Annotated[str, typer.Argument(help="The user message.")],
-    html: Annotated[Path, typer.Option(help="Where to write the self-contained HTML view.")] = Path("wsd-explain.html"),
+    config: WSDConfig,
+    html: Annotated[Path, typer.Option(help="Where to write the self-contained HTML view.")] = Path(
+        "wsd-explain.html"),
+    system: System = None,
     draft: Draft = None,
     base: Base = None,
-    max_new_tokens: MaxNewTokens = 128,
-    max_draft_tokens: MaxDraftTokens = 128,
-    gamma: Gamma = 0.8,
-    window: Window = 6,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
 ) -> None:
-    """Show the draft token by token with the base's probability, the window mean and the switch."""
+    """Show the draft token by token with the base's probability, the window mean and the switch.
+
+    The draft is written in full (faithful mode), so the tokens WSD drops after the switch show too.
+    """
     from wsd_llm.explain import explain as run_explain
     from wsd_llm.explain import render_html, render_terminal
 
-    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
-                         window=window)
-    explanation = run_explain(load_pipeline(draft, base, config, device_map, dtype), prompt)
+    pipe = load_pipeline(draft, base, config, device_map, dtype)
+    explanation = run_explain(pipe, conversation(prompt, system))
     render_terminal(explanation, out)
     html.write_text(render_html(explanation), encoding="utf-8")
     err.print(f"HTML view written to {html}")
 
 
-@app.command()
+@command(GENERATION)
 def run(
-    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL of 'messages' or 'instruction'.")],
+    source: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, help="JSONL of 'messages' or 'instruction'.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results JSONL; a rerun skips lines in it.")],
+    config: WSDConfig,
     batch_size: Annotated[int, typer.Option(help="Prompts per padded batch (>1: one-shot algorithm).")] = 1,
     draft: Draft = None,
     base: Base = None,
-    max_new_tokens: MaxNewTokens = 256,
-    max_draft_tokens: MaxDraftTokens = 512,
-    gamma: Gamma = 0.8,
-    window: Window = 6,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
 ) -> None:
-    """Run WSD over a dataset; write per-line results, a summary and a switch-position histogram."""
-    from wsd_llm.datasets import histogram_png, histogram_text, read_prompts, run_dataset
+    """Run WSD over a dataset; write per-line results, a summary and a switch-position histogram.
 
-    config = make_config(max_new_tokens=max_new_tokens, max_draft_tokens=max_draft_tokens, gamma=gamma,
-                         window=window)
+    Ctrl-C stops it keeping every finished line; the same command then resumes.
+    """
+    from wsd_llm.datasets import RunInterrupted, histogram_png, histogram_text, read_prompts, run_dataset
+
+    read_prompts(source)  # a malformed line fails before the models load
+    pipe = load_pipeline(draft, base, config, device_map, dtype)
     try:
-        read_prompts(source)
-    except ValueError as error:
-        err.print(f"[red]bad input:[/red] {error}")
-        raise typer.Exit(2) from error
-    summary = run_dataset(load_pipeline(draft, base, config, device_map, dtype), source, output,
-                          batch_size=batch_size)
+        summary = run_dataset(pipe, source, output, batch_size=batch_size)
+    except RunInterrupted as stop:
+        err.print(f"interrupted: {stop.done} of {stop.total} lines are kept in {output}; "
+                  "run the same command again to resume")
+        raise typer.Exit(INTERRUPTED) from None
     png = histogram_png(summary, output.with_suffix(".histogram.png"))
     output.with_suffix(".summary.json").write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     out.print(histogram_text(summary))
@@ -163,29 +247,28 @@ def run(
     err.print(f"results: {output}; summary: {output.with_suffix('.summary.json')}; histogram: {png}")
 
 
-@app.command()
+@command(GENERATION)
 def serve(
+    config: WSDConfig,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     draft: Draft = None,
     base: Base = None,
-    draft_url: Annotated[Optional[str], typer.Option(
+    draft_url: Annotated[str | None, typer.Option(
         help="Use a draft served at this OpenAI-compatible URL (e.g. http://127.0.0.1:8001/v1).")] = None,
-    base_url: Annotated[Optional[str], typer.Option(
+    base_url: Annotated[str | None, typer.Option(
         help="Use a base served at this OpenAI-compatible URL; it must return prompt logprobs.")] = None,
-    remote_api_key: Annotated[Optional[str], typer.Option(
+    remote_api_key: Annotated[str | None, typer.Option(
         envvar="WSD_LLM_REMOTE_API_KEY", show_default=False, help="API key of the remote draft/base servers.")] = None,
-    remote_context: Annotated[Optional[int], typer.Option(
+    remote_context: Annotated[int | None, typer.Option(
         help="Context size of the remote servers, if they do not state it (llama-cpp-python's --n_ctx).")] = None,
-    api_key: Annotated[Optional[str], typer.Option(
+    api_key: Annotated[str | None, typer.Option(
         envvar="WSD_LLM_API_KEY", show_default=False, help="Require this Bearer key from clients.")] = None,
     model_name: Annotated[str, typer.Option(help="Model id clients use.")] = "wsd",
-    max_tokens: Annotated[int, typer.Option(help="Largest max_tokens a request may ask for.")] = 1024,
+    max_tokens: Annotated[int, typer.Option(
+        help="Largest max_tokens a request may ask for; a request without one gets --max-new-tokens.")] = 1024,
     max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
     workers: Annotated[int, typer.Option(help="WSD runs at once; other requests queue in order.")] = 1,
-    max_draft_tokens: MaxDraftTokens = 512,
-    gamma: Gamma = 0.8,
-    window: Window = 6,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
 ) -> None:
@@ -193,12 +276,12 @@ def serve(
 
     With --draft-url/--base-url a role runs on a remote server; --draft/--base then name
     that model's tokenizer (hub id, directory or .gguf), default the packaged model's.
+    The generation options are the defaults of every request; a request's own fields win.
     """
     import uvicorn
 
     from wsd_llm.server import ServerSettings, create_app
 
-    config = make_config(max_draft_tokens=max_draft_tokens, gamma=gamma, window=window)
     settings = ServerSettings(model_name=model_name, api_key=api_key, max_tokens=max_tokens,
                               max_request_bytes=max_request_bytes, workers=workers)
     pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key, remote_context),
@@ -214,15 +297,17 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
     """A remote model when ``url`` is given (``model`` is then its tokenizer), else ``model`` itself."""
     if url is None:
         return model
-    from wsd_llm import packaged
+    from wsd_llm import hub, packaged
     from wsd_llm.backends.remote import RemoteBase, RemoteDraft, RemoteError
 
+    if model is not None:
+        hub.check_source(model)
     tokenizer = model or str(packaged.draft_gguf() if role == "draft" else packaged.base_gguf())
     kind = RemoteDraft if role == "draft" else RemoteBase
     try:
         return kind(url, tokenizer, api_key=api_key, context_window=context_window)
     except (RemoteError, ValueError) as error:
-        err.print(f"[red]{role} server:[/red] {error}")
+        err.print(f"[red]{role} server:[/red] {escape(str(error))}")
         raise typer.Exit(1) from error
 
 

@@ -28,6 +28,21 @@ logger = logging.getLogger(__name__)
 HISTOGRAM_BIN = 8  # switch positions are grouped in bins of this many base tokens
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a dataset run; every line finished before it is in the output.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does.
+
+    Attributes:
+        done: lines of the input that have a result in the output.
+        total: lines of the input.
+    """
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total} lines done")
+        self.done, self.total = done, total
+
+
 class Summary(BaseModel):
     """What a dataset run produced: switch positions, the draft's share of replies, speed."""
 
@@ -102,7 +117,12 @@ def result_record(line_id: str, result: WSDResult) -> dict[str, Any]:
 
 def run_dataset(pipe: WSDPipeline, source: Path, output: Path, *, batch_size: int = 1, progress: bool = True,
                 **options: Any) -> Summary:
-    """Run every pending line of ``source`` into ``output``; summarise all lines written."""
+    """Run every pending line of ``source`` into ``output``; summarise all lines written.
+
+    Raises:
+        ValueError: a malformed input line (before anything runs).
+        RunInterrupted: Ctrl-C; the lines finished so far are in ``output``, and a rerun resumes.
+    """
     prompts = read_prompts(source)
     pipe.config.updated(**options)
     done = read_done(output)
@@ -111,16 +131,19 @@ def run_dataset(pipe: WSDPipeline, source: Path, output: Path, *, batch_size: in
     with output.open("a", encoding="utf-8") as sink, tqdm(
         total=len(prompts), initial=len(prompts) - len(pending), disable=not progress, unit="prompt"
     ) as bar:
-        for start in range(0, len(pending), batch_size):
-            group = pending[start : start + batch_size]
-            results = pipe.batch([messages for _, messages in group], batch_size=batch_size, **options)
-            for (line_id, _), result in zip(group, results):
-                record = result_record(line_id, result)
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
-                os.fsync(sink.fileno())
-                done[line_id] = record
-            bar.update(len(group))
+        try:
+            for start in range(0, len(pending), batch_size):
+                group = pending[start : start + batch_size]
+                results = pipe.batch([messages for _, messages in group], batch_size=batch_size, **options)
+                for (line_id, _), result in zip(group, results):
+                    record = result_record(line_id, result)
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                    done[line_id] = record
+                bar.update(len(group))
+        except KeyboardInterrupt:
+            raise RunInterrupted(sum(line_id in done for line_id, _ in prompts), len(prompts)) from None
     return summarize(done[line_id] for line_id, _ in prompts if line_id in done)
 
 

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
 from wsd_llm.messages import Conversation, normalize_messages
-from wsd_llm.pipeline import WSDPipeline
 from wsd_llm.results import WSDResult
 
+if TYPE_CHECKING:
+    from wsd_llm.pipeline import WSDPipeline
+
 SWITCH_COLOUR = "#d6336c"
+# Who wrote which part of the reply: rich colour names in the terminal, (text, background) in the page.
+TERMINAL_COLOURS = {"draft": "cyan", "base": "green"}
+PAGE_COLOURS = {"draft": ("#1864ab", "#d0ebff"), "base": ("#2b8a3e", "transparent")}
+MEAN_COLOUR = "#1c4e80"
 
 
 class TokenView(BaseModel):
+    """One draft token (in base tokens) as the base saw it."""
+
     text: str
     prob: float
-    window_mean: float | None
+    window_mean: float | None  # None until the window is full, or for a policy without window means
     kept: bool
 
 
@@ -49,7 +57,8 @@ def explain(pipe: WSDPipeline, messages: Conversation, **options: Any) -> Explan
         policy.window_means(result.probs) if hasattr(policy, "window_means") else [None] * len(result.probs)
     )
     tokens = [
-        TokenView(text=text, prob=prob, window_mean=mean, kept=i <= result.switch_index)
+        TokenView(text=text, prob=prob, window_mean=mean if i + 1 >= config.window else None,
+                  kept=i <= result.switch_index)
         for i, (text, prob, mean) in enumerate(zip(result.tokens, result.probs, means))
     ]
     question = normalize_messages(messages)[-1]["content"]
@@ -64,7 +73,7 @@ def _heat(prob: float) -> str:
 
 
 def render_terminal(explanation: Explanation, console: Console) -> None:
-    """The draft coloured by base probability, the switch token marked, then a per-token table."""
+    """The draft coloured by base probability with the switch marked, a per-token table, the reply."""
     line = Text()
     for i, token in enumerate(explanation.tokens):
         style = f"bold {_heat(token.prob)}" if token.kept else "dim strike"
@@ -73,12 +82,19 @@ def render_terminal(explanation: Explanation, console: Console) -> None:
             line.append(" → base ", style=f"bold white on {SWITCH_COLOUR}")
     console.print(line)
     console.print()
+    console.print(f"{'#':>4} {'token':>18}  {'p':>8}  window mean (w={explanation.window})")
     for i, token in enumerate(explanation.tokens):
-        mean = "" if token.window_mean is None else f"{token.window_mean:6.3f}"
+        mean = "" if token.window_mean is None else f"{token.window_mean:.3f}"
         mark = "  <- switch" if explanation.switched and i == explanation.switch_index else ""
-        console.print(f"{i:4d} {token.text!r:>18}  p={token.prob:6.3f}  mean={mean}{mark}",
+        console.print(f"{i:4d} {token.text!r:>18}  p={token.prob:6.3f}  {mean:>5}{mark}".rstrip(),
                       style=None if token.kept else "dim")
     console.print(_summary(explanation), style="bold")
+    console.print()
+    result = explanation.result
+    legend = Text("Reply: ").append("draft", style=TERMINAL_COLOURS["draft"]).append(" + ")
+    console.print(legend.append("base", style=TERMINAL_COLOURS["base"]), style="bold")
+    reply = Text(result.draft_text, style=TERMINAL_COLOURS["draft"])
+    console.print(reply.append(result.base_text, style=TERMINAL_COLOURS["base"]))
 
 
 def _summary(explanation: Explanation) -> str:
@@ -106,33 +122,90 @@ def render_html(explanation: Explanation) -> str:
         summary=html.escape(_summary(explanation)),
         reply_draft=html.escape(result.draft_text),
         reply_base=html.escape(result.base_text),
-        models=html.escape(f"draft {result.draft_model}, base {result.base_model}"),
-        colour=SWITCH_COLOUR,
+        draft_model=html.escape(result.draft_model),
+        base_model=html.escape(result.base_model),
+        switch_colour=SWITCH_COLOUR,
+        draft_colour=PAGE_COLOURS["draft"][0],
+        draft_background=PAGE_COLOURS["draft"][1],
+        base_colour=PAGE_COLOURS["base"][0],
+        base_background=PAGE_COLOURS["base"][1],
     )
 
 
-def _chart(explanation: Explanation, width: int = 900, height: int = 220) -> str:
-    """An inline SVG: bars of p_i, the window-mean line, gamma, and the switch line."""
+def _tick_step(count: int, most: int = 16) -> int:
+    """A round step (1, 2, 5, 10, 20, 50...) giving at most ``most`` ticks over ``count`` tokens."""
+    scale = 1
+    while True:
+        for multiple in (1, 2, 5):
+            if count <= most * multiple * scale:
+                return multiple * scale
+        scale *= 10
+
+
+def _chart(explanation: Explanation, width: int = 900, height: int = 300) -> str:
+    """An inline SVG with axes: bars of p per draft token, the window-mean line, gamma, the switch."""
+    left, right, top, bottom = 56, 16, 34, 44  # margins for the tick labels, the legend and the axis titles
+    plot_w, plot_h = width - left - right, height - top - bottom
     count = max(len(explanation.tokens), 1)
-    step = width / count
+    step = plot_w / count
+
+    def x(index: float) -> float:
+        return left + index * step
 
     def y(value: float) -> float:
-        return height - value * (height - 10)
+        return top + (1 - value) * plot_h
 
-    bars = "".join(
-        f'<rect x="{i * step:.1f}" y="{y(t.prob):.1f}" width="{max(step - 1, 1):.1f}" '
-        f'height="{height - y(t.prob):.1f}" fill="{_heat(t.prob)}" opacity="{1 if t.kept else 0.35}"/>'
-        for i, t in enumerate(explanation.tokens)
-    )
-    points = " ".join(f"{(i + 0.5) * step:.1f},{y(t.window_mean):.1f}"
+    parts: list[str] = []
+    for value in (0.0, 0.25, 0.5, 0.75, 1.0):  # y axis: grid lines and their labels
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+                     f'stroke="#e9ecef"/>'
+                     f'<text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{value:g}</text>')
+    tick = _tick_step(count)
+    for index in range(0, count, tick):  # x axis: token index ticks
+        parts.append(f'<line x1="{x(index + 0.5):.1f}" x2="{x(index + 0.5):.1f}" y1="{y(0):.1f}" '
+                     f'y2="{y(0) + 5:.1f}" stroke="#495057"/>'
+                     f'<text x="{x(index + 0.5):.1f}" y="{y(0) + 18:.1f}" text-anchor="middle">'
+                     f'{index}</text>')
+    for i, token in enumerate(explanation.tokens):
+        parts.append(f'<rect x="{x(i):.1f}" y="{y(token.prob):.1f}" width="{max(step - 1, 1):.1f}" '
+                     f'height="{y(0) - y(token.prob):.1f}" fill="{_heat(token.prob)}" '
+                     f'opacity="{1 if token.kept else 0.35}"><title>#{i} p={token.prob:.3f}</title></rect>')
+    points = " ".join(f"{x(i + 0.5):.1f},{y(t.window_mean):.1f}"
                       for i, t in enumerate(explanation.tokens) if t.window_mean is not None)
-    parts = [bars, f'<polyline points="{points}" fill="none" stroke="#1c4e80" stroke-width="2"/>',
-             f'<line x1="0" x2="{width}" y1="{y(explanation.gamma):.1f}" y2="{y(explanation.gamma):.1f}" '
-             f'stroke="#555" stroke-dasharray="6 4"/>']
+    if points:
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{MEAN_COLOUR}" stroke-width="2"/>')
+    gamma = y(explanation.gamma)
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{gamma:.1f}" y2="{gamma:.1f}" stroke="#495057" '
+                 f'stroke-dasharray="6 4"/>')
     if explanation.switched:
-        x = (explanation.switch_index + 1) * step
-        parts.append(f'<rect x="{x - 2:.1f}" y="0" width="4" height="{height}" fill="{SWITCH_COLOUR}"/>')
-    return f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}">{"".join(parts)}</svg>'
+        at = x(explanation.switch_index + 1)
+        parts.append(f'<rect x="{at - 2:.1f}" y="{top}" width="4" height="{plot_h}" fill="{SWITCH_COLOUR}"/>'
+                     f'<text x="{at + 6:.1f}" y="{top + 12}" fill="{SWITCH_COLOUR}" font-weight="bold" '
+                     f'stroke="#fff" stroke-width="3" paint-order="stroke">'
+                     f'switch: base takes over</text>')
+    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{y(0):.1f}" stroke="#495057"/>'
+                 f'<line x1="{left}" x2="{width - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#495057"/>'
+                 f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">base probability</text>'
+                 f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+                 f'draft token (base tokens; faded: dropped after the switch)</text>')
+    parts.append(_legend(explanation, left))
+    return (f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" font-size="12" '
+            f'font-family="system-ui, sans-serif" fill="#212529">{"".join(parts)}</svg>')
+
+
+def _legend(explanation: Explanation, left: int) -> str:
+    entries = [
+        (f'<rect x="0" y="-9" width="14" height="10" fill="{_heat(0.2)}"/><rect x="14" y="-9" width="14" '
+         f'height="10" fill="{_heat(0.9)}"/><text x="34" y="0">p: base probability of the token</text>'),
+        (f'<line x1="0" x2="28" y1="-4" y2="-4" stroke="{MEAN_COLOUR}" stroke-width="2"/>'
+         f'<text x="34" y="0">window mean (last {explanation.window} tokens)</text>'),
+        (f'<line x1="0" x2="28" y1="-4" y2="-4" stroke="#495057" stroke-dasharray="6 4"/>'
+         f'<text x="34" y="0">gamma = {explanation.gamma:g}</text>'),
+    ]
+    offsets = (0, 250, 470)
+    return "".join(f'<g transform="translate({left + dx},16)">{entry}</g>'
+                   for dx, entry in zip(offsets, entries))
 
 
 _PAGE = """<!DOCTYPE html>
@@ -141,20 +214,24 @@ _PAGE = """<!DOCTYPE html>
 body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 960px; color: #222; background: #fff; }}
 .tok {{ white-space: pre-wrap; border-radius: 3px; padding: 1px 0; }}
 .dropped {{ opacity: .35; text-decoration: line-through; }}
-.marker {{ background: {colour}; color: #fff; font-weight: bold; padding: 2px 8px; margin: 0 4px;
+.marker {{ background: {switch_colour}; color: #fff; font-weight: bold; padding: 2px 8px; margin: 0 4px;
            border-radius: 4px; }}
-.draft {{ color: #0b7285; }} .base {{ color: #2b8a3e; }}
-pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 1em; }}
+.draft {{ color: {draft_colour}; background: {draft_background}; }}
+.base {{ color: {base_colour}; background: {base_background}; }}
+.key {{ padding: 1px 6px; border-radius: 3px; border: 1px solid #ced4da; }}
+pre {{ white-space: pre-wrap; border: 1px solid #ced4da; border-radius: 4px; padding: 1em; }}
 </style></head><body>
 <h1>Weak-to-Strong Decoding, token by token</h1>
 <p><b>Question:</b> {question}</p>
-<p>{models}. Colour: the base model's probability of each draft token (red low, green high);
-struck-through tokens were drafted but dropped after the switch.</p>
+<p>Draft model {draft_model}, base model {base_model}. Colour: the base model's probability of each
+draft token (red low, green high); struck-through tokens were drafted but dropped after the switch.</p>
 <div class="draftview">{draft}</div>
-<h2>Probability (bars), window mean (line), gamma (dashed)</h2>
+<h2>The base's probabilities and the switch rule</h2>
 {chart}
 <p><b>{summary}</b></p>
 <h2>Reply</h2>
+<p class="legend"><span class="key draft">written by the draft ({draft_model})</span>
+<span class="key base">written by the base ({base_model})</span></p>
 <pre><span class="draft">{reply_draft}</span><span class="base">{reply_base}</span></pre>
 </body></html>
 """

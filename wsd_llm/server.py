@@ -36,7 +36,8 @@ class ServerSettings(BaseModel):
 
     model_name: str = Field("wsd", description="The model id clients send and see in /v1/models.")
     api_key: SecretStr | None = Field(None, description="If set, requests need `Authorization: Bearer <key>`.")
-    max_tokens: int = Field(1024, gt=0, description="Largest max_tokens a request may ask for (the default too).")
+    max_tokens: int = Field(1024, gt=0, description="Largest max_tokens a request may ask for; a request "
+                            "without one gets the pipeline's max_new_tokens, capped at this.")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest request body accepted.")
     workers: int = Field(1, gt=0, description="WSD runs at once; the rest wait in arrival order.")
 
@@ -95,8 +96,8 @@ class ChatRequest(BaseModel):
             raise ValueError("only n=1 is supported")
         return value
 
-    def options(self, settings: ServerSettings) -> dict[str, Any]:
-        wanted = self.max_completion_tokens or self.max_tokens or settings.max_tokens
+    def options(self, settings: ServerSettings, default_tokens: int) -> dict[str, Any]:
+        wanted = self.max_completion_tokens or self.max_tokens or min(default_tokens, settings.max_tokens)
         if wanted > settings.max_tokens:
             raise APIError(400, f"max_tokens is {wanted}, but this server allows at most {settings.max_tokens}",
                            param="max_tokens")
@@ -173,7 +174,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
         except ValidationError as error:
             raise RequestValidationError(error.errors()) from error
         messages = [m.as_message() for m in body.messages]
-        options = body.options(settings)
+        options = body.options(settings, pipe.config.max_new_tokens)
         try:  # fail before queueing, with the pipeline's own message
             pipe.config.updated(**options)
             normalize_messages(messages)

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from wsd_llm.explain import SWITCH_COLOUR, explain, render_html
+from wsd_llm.explain import PAGE_COLOURS, SWITCH_COLOUR, explain, render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Flags for a closed network: no background requests, no first-run work, a throwaway profile.
@@ -34,5 +34,10 @@ def test_explain_page_renders_with_the_switch_marker(real_pipe, tmp_path):
     image = screenshot(page, tmp_path)
     colours = image.getcolors(maxcolors=1 << 20)
     assert len(colours) > 50, "the page rendered blank or nearly blank"
-    marker = tuple(int(SWITCH_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
-    assert sum(count for count, colour in colours if colour == marker) > 500, "no switch marker on the page"
+
+    def pixels(hex_colour):
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        return sum(count for count, colour in colours if colour == rgb)
+
+    assert pixels(SWITCH_COLOUR) > 500, "no switch marker on the page"
+    assert pixels(PAGE_COLOURS["draft"][1]) > 500, "the reply does not set the draft's text apart"
