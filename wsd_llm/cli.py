@@ -138,12 +138,7 @@ def make_config(**settings: Any) -> WSDConfig:
 
 def load_pipeline(draft: Any, base: Any, config: WSDConfig, device_map: str | None,
                   dtype: str | None) -> WSDPipeline:
-    """Both models, after a quick check that named paths exist and named hub ids can be fetched."""
-    from wsd_llm import hub
-
-    for source in (draft, base):
-        if isinstance(source, str):
-            hub.check_source(source)
+    """Both models (the loaders check first that named paths exist and hub ids can be fetched)."""
     from wsd_llm.pipeline import WSDPipeline
 
     load = {key: value for key, value in {"device_map": device_map, "dtype": dtype}.items() if value}
@@ -297,11 +292,9 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
     """A remote model when ``url`` is given (``model`` is then its tokenizer), else ``model`` itself."""
     if url is None:
         return model
-    from wsd_llm import hub, packaged
+    from wsd_llm import packaged
     from wsd_llm.backends.remote import RemoteBase, RemoteDraft, RemoteError
 
-    if model is not None:
-        hub.check_source(model)
     tokenizer = model or str(packaged.draft_gguf() if role == "draft" else packaged.base_gguf())
     kind = RemoteDraft if role == "draft" else RemoteBase
     try:

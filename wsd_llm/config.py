@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wsd_llm.errors import one_line
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
 from wsd_llm.prompts import INSTRUCT_STOPS, BaseFormat
 from wsd_llm.sampling import Sampling
@@ -96,7 +97,7 @@ class WSDConfig(BaseModel):
 
         Raises:
             TypeError: an option that is not a ``WSDConfig`` field.
-            pydantic.ValidationError: a value out of range (a ``ValueError``).
+            ValueError: a value out of range, in one line (``gamma must be at most 1, got 2``).
         """
         changes = {key: value for key, value in overrides.items() if value is not None}
         if not changes:
@@ -110,4 +111,7 @@ class WSDConfig(BaseModel):
                 f"unknown generation option(s): {', '.join(sorted(unknown))}; "
                 f"valid options are {', '.join(type(self).model_fields)}"
             )
-        return type(self).model_validate({**dict(self), **changes})
+        try:
+            return type(self).model_validate({**dict(self), **changes})
+        except ValidationError as error:
+            raise ValueError(one_line(error)) from None

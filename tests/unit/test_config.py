@@ -50,7 +50,7 @@ def test_updated_validates_and_ignores_none():
     config = WSDConfig()
     assert config.updated(max_new_tokens=None) is config
     assert config.updated(max_new_tokens=7).max_new_tokens == 7
-    with pytest.raises(ValidationError, match="max_new_tokens"):
+    with pytest.raises(ValueError, match="^max_new_tokens must be greater than 0, got 0$"):
         config.updated(max_new_tokens=0)
     with pytest.raises(TypeError, match="unknown generation option.*max_tokens"):
         config.updated(max_tokens=3)
@@ -68,3 +68,9 @@ def test_custom_policy_replaces_the_window_rule():
 def test_object_without_first_switch_is_not_a_policy():
     with pytest.raises(ValidationError, match="first_switch"):
         WSDConfig(switch_policy=object())
+
+
+def test_a_bad_per_call_option_is_one_line():
+    with pytest.raises(ValueError) as error:
+        WSDConfig().updated(gamma=2)
+    assert str(error.value) == "gamma must be at most 1, got 2"

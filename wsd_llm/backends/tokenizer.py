@@ -11,6 +11,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from wsd_llm.backends.transformers.conversion import converted_path
+from wsd_llm.hub import check_source
 from wsd_llm.messages import Message
 
 TokenizerSpec = PreTrainedTokenizerBase | str | os.PathLike[str]
@@ -20,6 +21,7 @@ def load_tokenizer(spec: TokenizerSpec, *, trust_remote_code: bool = False) -> P
     """A tokenizer object as is, or a tokenizer-only load of a hub id, a directory or a ``.gguf`` file."""
     if isinstance(spec, PreTrainedTokenizerBase):
         return spec
+    check_source(spec)
     path = Path(spec)
     if path.suffix == ".gguf":
         if not path.is_file():

@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 
 from wsd_llm.backends.tokenizer import TokenizerMixin
 from wsd_llm.backends.transformers.conversion import converted_dir
+from wsd_llm.hub import check_source
 from wsd_llm.results import FinishReason
 from wsd_llm.sampling import Sampling
 from wsd_llm.text import common_prefix_length, trim_incomplete_char
@@ -194,9 +195,11 @@ class TransformersModel(TokenizerMixin):
             The model, on ``device_map``'s devices (the CPU by default), in eval mode.
 
         Raises:
-            OSError: no such directory, file or hub id (transformers' message), or the hub cannot
-                be reached for an id not in the local cache.
+            FileNotFoundError: no such directory or file, and not a hub id either.
+            wsd_llm.hub.HubUnreachableError: a hub id that is not cached while the hub cannot be reached.
+            OSError: transformers' own loading errors (a hub id that does not exist...).
         """
+        check_source(name_or_path)  # a missing path or an unreachable hub fails now, in one line
         source = Path(name_or_path)
         if gguf_file is None and source.suffix == ".gguf":
             source, gguf_file = source.parent, source.name
