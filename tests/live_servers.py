@@ -33,7 +33,7 @@ def server_process(args: list[str], port: int, *, ready_path: str = "/v1/models"
                    env: dict[str, str] | None = None, log: BinaryIO | None = None) -> Iterator[str]:
     """Run ``args`` until it answers ``ready_path`` on ``port``; yield its URL; stop it afterwards.
 
-    Its output goes to ``log`` (a binary file the caller may read), else to a temporary file.
+    Its output goes to ``log`` (a binary file opened for reading and writing), else to a temporary file.
     """
     own_log = log is None
     log = tempfile.TemporaryFile() if log is None else log

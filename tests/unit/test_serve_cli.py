@@ -13,8 +13,9 @@ def test_serve_on_a_busy_port_fails_at_once_in_one_line():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "wsd_llm.cli", "serve", "--port", str(port)],
-                              capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+        command = [sys.executable, "-m", "wsd_llm.cli", "serve", "--port", str(port)]
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 1
     assert done.stderr.strip() == (f"cannot serve on 127.0.0.1:{port}: Address already in use; "
                                    "choose another --port or --host")

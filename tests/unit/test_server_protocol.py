@@ -31,7 +31,8 @@ def client(http) -> openai.OpenAI:
 
 
 def post(http: TestClient, **fields) -> httpx.Response:
-    return http.post("/v1/chat/completions", json={"model": "wsd", "messages": MESSAGES, "max_tokens": 8, **fields})
+    body = {"model": "wsd", "messages": MESSAGES, "max_tokens": 8, **fields}
+    return http.post("/v1/chat/completions", json=body)
 
 
 def error_of(response: httpx.Response) -> dict:
@@ -58,7 +59,8 @@ def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
     asked = list(client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12, stream=True,
                                                 stream_options={"include_usage": True}))
     for chunks in (plain, asked):
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == whole.choices[0].message.content
         finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
         assert len(finishing) == 1 and finishing[0].model_extra["wsd"]["switch_index"] == \
             whole.model_extra["wsd"]["switch_index"]
@@ -99,7 +101,8 @@ def test_fields_clients_send_by_default_are_accepted(http):
               "tools": [], "tool_choice": "none", "response_format": {"type": "text"}, "service_tier": "auto",
               "stream_options": {"include_usage": False}, "safety_identifier": "s", "prompt_cache_key": "k",
               "messages": [{"role": "developer", "content": "Be brief.", "name": "ops"},
-                           {"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo!"}]}]}
+                           {"role": "user", "content": [{"type": "text", "text": "Hel"},
+                                                        {"type": "text", "text": "lo!"}]}]}
     assert post(http, **fields).status_code == 200
 
 
@@ -122,7 +125,8 @@ def test_unknown_model_is_a_404_model_not_found(http, tiny_pipe):
     response = post(http, model="gpt-4o")
     error = error_of(response)
     assert response.status_code == 404
-    assert (error["code"], error["param"], error["type"]) == ("model_not_found", "model", "invalid_request_error")
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert error["type"] == "invalid_request_error"
     assert "'wsd'" in error["message"]
     assert post(http, model=tiny_pipe.model_name).status_code == 200  # the name the other faces report
 
@@ -143,7 +147,7 @@ def test_unknown_model_is_a_404_model_not_found(http, tiny_pipe):
     ({"max_tokens": 500}, "max_tokens", "at most 16"),
     ({"max_completion_tokens": 17}, "max_completion_tokens", "at most 16"),
     ({"max_draft_tokens": 10**6}, "max_draft_tokens", "at most 512"),
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", "last message must come from the user"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", "must come from the user"),
 ])
 def test_bad_values_get_one_line_with_the_param(http, fields, param, says):
     response = post(http, **fields)
@@ -165,7 +169,7 @@ def test_a_conversation_longer_than_the_context_is_a_400_before_any_work(http, t
 @pytest.mark.parametrize(("body", "param", "says"), [
     (b'{"messages": [{"role": "user", "content": "\\ud800 hi"}]}', "messages.0.content", "not valid Unicode"),
     (b'{"messages": [{"role": "user", "content": "hi"}], "user": "\\udfff"}', "user", "not valid Unicode"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', None, "NaN is not a JSON number"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', None, "NaN is not a JSON"),
     (b'{"messages": [', None, "not valid JSON"),
     (b'"hi"', None, "must be a JSON object"),
     (b'{"messages": [{"role": "user", "content": "\xff"}]}', None, "not UTF-8"),
@@ -196,7 +200,8 @@ def test_docs_are_open_without_a_key_and_off_with_one(http, tiny_pipe):
         response = keyed.get(path, headers={"authorization": f"Bearer {KEY}"})
         assert response.status_code == 404 and KEY not in response.text
     assert keyed.get("/v1/models").status_code == 401
-    assert keyed.get("/v1/models", headers={"authorization": f"Bearer {KEY}"}).json()["data"][0]["id"] == "wsd"
+    listed = keyed.get("/v1/models", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert [card["id"] for card in listed["data"]] == ["wsd"]
 
 
 @pytest.fixture(scope="module")
@@ -231,5 +236,6 @@ def test_a_chunked_body_is_refused_at_the_limit_not_read_whole(socket_url):
 
 def test_a_small_chunked_body_is_served(socket_url):
     body = json.dumps({"messages": MESSAGES, "max_tokens": 4}).encode()
-    response = httpx.post(socket_url + "/v1/chat/completions", content=iter([body[:10], body[10:]]), timeout=60)
+    in_parts = iter([body[:10], body[10:]])
+    response = httpx.post(socket_url + "/v1/chat/completions", content=in_parts, timeout=60)
     assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] <= 4
