@@ -114,9 +114,9 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, error: APIError) -> JSONResponse:
-        # A 413 leaves the rest of the body unread: close the connection rather than drain it.
-        headers = {"connection": "close"} if error.status == 413 else None
-        return JSONResponse(error.body.model_dump(), status_code=error.status, headers=headers)
+        # After a 413 uvicorn discards the rest of the body as it arrives. Closing the connection
+        # instead would reset it under a client still sending, which then sees no 413 (and retries).
+        return JSONResponse(error.body.model_dump(), status_code=error.status)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
