@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import uvicorn
@@ -30,9 +30,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server_process(args: list[str], port: int, *, ready_path: str = "/v1/models", timeout: float = 300,
-                   env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``args`` until it answers ``ready_path`` on ``port``; yield its URL; stop it afterwards."""
-    log = tempfile.TemporaryFile()
+                   env: dict[str, str] | None = None, log: BinaryIO | None = None) -> Iterator[str]:
+    """Run ``args`` until it answers ``ready_path`` on ``port``; yield its URL; stop it afterwards.
+
+    Its output goes to ``log`` (a binary file opened for reading and writing), else to a temporary file.
+    """
+    own_log = log is None
+    log = tempfile.TemporaryFile() if log is None else log
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -55,7 +59,8 @@ def server_process(args: list[str], port: int, *, ready_path: str = "/v1/models"
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.close()
+        if own_log:
+            log.close()
 
 
 def llama_server(model: os.PathLike[str] | str, *extra: str) -> contextlib.AbstractContextManager[str]:

@@ -273,18 +273,31 @@ def serve(
     that model's tokenizer (hub id, directory or .gguf), default the packaged model's.
     The generation options are the defaults of every request; a request's own fields win.
     """
+    import socket
+
     import uvicorn
 
     from wsd_llm.server import ServerSettings, create_app
 
     settings = ServerSettings(model_name=model_name, api_key=api_key, max_tokens=max_tokens,
                               max_request_bytes=max_request_bytes, workers=workers)
+    # Bind before loading the models, so a busy port fails at once; uvicorn serves on this socket.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        err.print(f"[red]cannot serve on {host}:{port}:[/red] {error.strerror or error}; "
+                  "choose another --port or --host")
+        raise typer.Exit(1) from error
     pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key, remote_context),
                          remote_or_local("base", base, base_url, remote_api_key, remote_context),
                          config, device_map, dtype)
+    server = uvicorn.Server(uvicorn.Config(create_app(pipe, settings), log_level="warning"))
     err.print(f"serving {pipe.draft.name} + {pipe.base.name} as {model_name!r} on http://{host}:{port}/v1"
               + (" (API key required)" if api_key else ""))
-    uvicorn.run(create_app(pipe, settings), host=host, port=port, log_level="warning")
+    server.run(sockets=[listener])
 
 
 def remote_or_local(role: str, model: str | None, url: str | None, api_key: str | None,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from wsd_llm.errors import one_line
+from wsd_llm.errors import OptionError
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
 from wsd_llm.prompts import INSTRUCT_STOPS, BaseFormat
 from wsd_llm.sampling import Sampling
@@ -97,7 +97,8 @@ class WSDConfig(BaseModel):
 
         Raises:
             TypeError: an option that is not a ``WSDConfig`` field.
-            ValueError: a value out of range, in one line (``gamma must be at most 1, got 2``).
+            wsd_llm.errors.OptionError: a value out of range, in one line (``gamma must be at most 1,
+                got 2``); a ``ValueError`` whose ``option`` names the setting.
         """
         changes = {key: value for key, value in overrides.items() if value is not None}
         if not changes:
@@ -114,4 +115,4 @@ class WSDConfig(BaseModel):
         try:
             return type(self).model_validate({**dict(self), **changes})
         except ValidationError as error:
-            raise ValueError(one_line(error)) from None
+            raise OptionError.from_validation(error) from None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from wsd_llm import prompts
 from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
 from wsd_llm.config import WSDConfig
+from wsd_llm.errors import ContextWindowExceeded
 from wsd_llm.messages import Message
 from wsd_llm.results import FinishReason, StreamEvent, Timings, WSDResult, build_result
 from wsd_llm.text import TextStream, common_prefix_length, cut_at_stop, settled_tokens
@@ -182,7 +183,8 @@ class WSDRun:
             yield StreamEvent(text=text, source=source)
 
     def check_fits(self) -> None:
-        """Raise ``ValueError`` if the conversation is too long for the draft or the base."""
+        """Raise :class:`~wsd_llm.errors.ContextWindowExceeded` (a ``ValueError``) if the conversation
+        is too long for the draft or the base."""
         base_prompt = prompts.base_prompt(self.base, self.messages, self.config.base_format)
         self._check_fits(prompts.draft_prompt(self.draft, self.messages), len(self.base.encode(base_prompt)))
 
@@ -193,7 +195,7 @@ class WSDRun:
             ("base", base_prompt_tokens, self.base),
         ):
             if used >= model.context_window:
-                raise ValueError(
+                raise ContextWindowExceeded(
                     f"the conversation is {used} tokens for the {role} model {model.name}, "
                     f"which reads at most {model.context_window}; shorten the conversation"
                 )

@@ -59,3 +59,22 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class OptionError(ValueError):
+    """A generation option with a bad value; ``option`` names it (``gamma``, ``max_new_tokens``...)."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> OptionError:
+        """The one-line error for what pydantic found, naming the first option at fault."""
+        first = error.errors(include_url=False)[0]
+        return cls(one_line(error), option=str(first["loc"][0]) if first["loc"] else "")
+
+
+class ContextWindowExceeded(ValueError):
+    """A conversation longer than the draft's or the base's context window (OpenAI's
+    ``context_length_exceeded``)."""

@@ -65,6 +65,9 @@ def test_auth_is_required(wsd_server, serve_key):
     ({"temperature": -1}, 400, "temperature"),
     ({"n": 2}, 400, "n=1"),
     ({"messages": [{"role": "user", "content": "x" * 30000}]}, 413, "at most 20000"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, "tool calling"),
+    ({"response_format": {"type": "json_object"}}, 400, "structured output"),
+    ({"model": "gpt-4o"}, 404, "does not exist"),
 ])
 def test_bad_requests_get_openai_errors(client, request_fields, status, message):
     fields = {"model": "wsd", "messages": MESSAGES, "max_tokens": 4, **request_fields}
@@ -72,6 +75,43 @@ def test_bad_requests_get_openai_errors(client, request_fields, status, message)
         client.chat.completions.create(**fields)
     assert caught.value.status_code == status
     assert message in caught.value.body["message"]
+    assert caught.value.status_code == 413 or caught.value.body["param"] is not None
+
+
+def test_langchain_chat_openai_with_its_defaults(wsd_server, serve_key):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    llm = langchain_openai.ChatOpenAI(base_url=wsd_server, api_key=serve_key, model="wsd", max_tokens=12,
+                                      max_retries=0, timeout=300)
+    reply = llm.invoke(MESSAGES[0]["content"])
+    assert reply.content and reply.usage_metadata["output_tokens"] <= 12
+    chunks = list(llm.stream(MESSAGES[0]["content"]))  # no stream_options: no usage, as OpenAI does
+    assert "".join(c.content for c in chunks) == reply.content
+    assert all(c.usage_metadata is None for c in chunks)
+    counted = llm.model_copy(update={"stream_usage": True})
+    streamed = list(counted.stream(MESSAGES[0]["content"]))
+    whole = streamed[0]
+    for chunk in streamed[1:]:
+        whole += chunk
+    assert whole.usage_metadata == reply.usage_metadata
+    history = [HumanMessage("What is 2+2?"), AIMessage("", tool_calls=[{"name": "add", "args": {}, "id": "c1"}]),
+               ToolMessage("4", tool_call_id="c1")]
+    with pytest.raises(openai.BadRequestError, match="tool_calls/tool messages are not supported yet"):
+        llm.invoke(history)
+
+
+def test_llamaindex_openai_like_with_its_defaults(wsd_server, serve_key):
+    openai_like = pytest.importorskip("llama_index.llms.openai_like")
+    from llama_index.core.llms import ChatMessage
+
+    llm = openai_like.OpenAILike(api_base=wsd_server, api_key=serve_key, model="wsd", is_chat_model=True,
+                                 max_tokens=12, max_retries=0, timeout=300)
+    asked = [ChatMessage(role="user", content=MESSAGES[0]["content"])]
+    reply = llm.chat(asked)  # LlamaIndex sends temperature 0.1: the draft samples
+    assert reply.message.content and reply.raw.usage.completion_tokens <= 12
+    streamed = list(llm.stream_chat(asked))
+    assert streamed[-1].message.content == "".join(c.delta for c in streamed) and streamed[-1].message.content
 
 
 async def test_concurrent_requests_all_finish(wsd_server, serve_key):

@@ -14,11 +14,12 @@ import contextlib
 import json
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from typing_extensions import Self
 
 from wsd_llm.backends.remote.errors import (
     RemoteConnectionError,
@@ -30,6 +31,15 @@ from wsd_llm.backends.remote.errors import (
 # The SDK refuses to start without a key and would otherwise read OPENAI_API_KEY from the
 # environment, sending a user's OpenAI key to this server.
 _NO_KEY = "no-key"
+
+# openai 2.x lets its transport's (httpx's) error escape when a connection drops mid-stream;
+# 3.x wraps it in APIConnectionError. Both mean the same here.
+try:
+    import httpx
+
+    _TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError,)
+except ImportError:  # openai 3.x runs on its own transport package
+    _TRANSPORT_ERRORS = ()
 
 
 class Endpoint(BaseModel):
@@ -149,7 +159,7 @@ class OpenAIClient:
             raise RemoteError(f"the client of {self.endpoint.base_url} is closed; create a new model to reconnect")
         try:
             yield
-        except (openai.OpenAIError, json.JSONDecodeError) as error:
+        except (openai.OpenAIError, json.JSONDecodeError, *_TRANSPORT_ERRORS) as error:
             mapped = _remote_error(error, self.endpoint, path)
             if self.endpoint.api_key:  # a server may echo the key back in its error text
                 mapped.args = (str(mapped).replace(self.endpoint.api_key.get_secret_value(), "***"),)
@@ -162,7 +172,7 @@ def _remote_error(error: Exception, endpoint: Endpoint, path: str) -> RemoteErro
     if isinstance(error, openai.APITimeoutError):
         return RemoteConnectionError(
             f"{where} did not answer within {endpoint.timeout} s (raise `timeout` for slow servers)")
-    if isinstance(error, openai.APIConnectionError):
+    if isinstance(error, (openai.APIConnectionError, *_TRANSPORT_ERRORS)):
         return RemoteConnectionError(
             f"cannot reach {endpoint.base_url}: {error.__cause__ or error}; is the server running?")
     if isinstance(error, openai.APIStatusError):

@@ -1,0 +1,243 @@
+"""`wsd-llm serve`'s protocol on the tiny random pair: the openai client through FastAPI's
+TestClient, and a real uvicorn socket where the transport matters (chunked bodies)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import tracemalloc
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from live_servers import free_port
+
+from wsd_llm.server import ServerSettings, create_app
+
+MESSAGES = [{"role": "user", "content": "Hello!"}]
+KEY = "sk-protocol-test-91c2"
+
+
+@pytest.fixture(scope="module")
+def http(tiny_pipe) -> TestClient:
+    return TestClient(create_app(tiny_pipe, ServerSettings(max_tokens=16, max_request_bytes=20_000)))
+
+
+@pytest.fixture(scope="module")
+def client(http) -> openai.OpenAI:
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=http, max_retries=0)
+
+
+def post(http: TestClient, **fields) -> httpx.Response:
+    body = {"model": "wsd", "messages": MESSAGES, "max_tokens": 8, **fields}
+    return http.post("/v1/chat/completions", json=body)
+
+
+def error_of(response: httpx.Response) -> dict:
+    assert set(response.json()) == {"error"}
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert "\n" not in error["message"] and "pydantic" not in error["message"]
+    return error
+
+
+def test_reply_is_the_pipeline_reply_with_usage_and_switch(client, tiny_pipe):
+    reply = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12)
+    expected = tiny_pipe.generate(MESSAGES, max_new_tokens=12)
+    assert reply.choices[0].message.content == expected.text
+    assert (reply.choices[0].finish_reason, reply.model, reply.object) == (expected.finish_reason, "wsd",
+                                                                           "chat.completion")
+    assert reply.usage.model_dump(exclude_none=True) == expected.usage()
+    assert reply.model_extra["wsd"] == {**expected.stats(), "timings": reply.model_extra["wsd"]["timings"]}
+
+
+def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
+    whole = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12)
+    plain = list(client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12, stream=True))
+    asked = list(client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12, stream=True,
+                                                stream_options={"include_usage": True}))
+    for chunks in (plain, asked):
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == whole.choices[0].message.content
+        finishing = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+        assert len(finishing) == 1 and finishing[0].model_extra["wsd"]["switch_index"] == \
+            whole.model_extra["wsd"]["switch_index"]
+    assert all(c.usage is None for c in plain)
+    assert all(c.usage is None for c in asked[:-1])
+    assert asked[-1].choices == [] and asked[-1].usage == whole.usage
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+    ({"tool_choice": "auto"}, "tool_choice"),
+    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"function_call": "auto"}, "function_call"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"logprobs": True}, "logprobs"),
+    ({"top_logprobs": 3}, "top_logprobs"),
+    ({"n": 2}, "n"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"frequency_penalty": -1}, "frequency_penalty"),
+    ({"logit_bias": {"42": 5}}, "logit_bias"),
+    ({"modalities": ["text", "audio"]}, "modalities"),
+    ({"reasoning_effort": "high"}, "reasoning_effort"),
+    ({"prediction": {"type": "content", "content": "x"}}, "prediction"),
+    ({"best_of": 3}, "best_of"),
+    ({"stream_options": {"include_usage": True, "chunk_size": 4}}, "stream_options.chunk_size"),
+])
+def test_fields_not_honoured_are_refused_by_name(http, fields, param):
+    response = post(http, **fields)
+    error = error_of(response)
+    assert response.status_code == 400
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+    assert error["message"].startswith(f"{param}: ")
+
+
+def test_fields_clients_send_by_default_are_accepted(http):
+    fields = {"user": "u-1", "metadata": {"team": "a"}, "store": False, "parallel_tool_calls": True,
+              "presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": False, "top_logprobs": 0, "n": 1,
+              "tools": [], "tool_choice": "none", "response_format": {"type": "text"}, "service_tier": "auto",
+              "stream_options": {"include_usage": False}, "safety_identifier": "s", "prompt_cache_key": "k",
+              "messages": [{"role": "developer", "content": "Be brief.", "name": "ops"},
+                           {"role": "user", "content": [{"type": "text", "text": "Hel"},
+                                                        {"type": "text", "text": "lo!"}]}]}
+    assert post(http, **fields).status_code == 200
+
+
+@pytest.mark.parametrize(("messages", "param"), [
+    ([{"role": "user", "content": "What is 2+2?"},
+      {"role": "assistant", "content": None, "tool_calls": [
+          {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "4"}], "messages.1.tool_calls"),
+    ([{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "Let me check."},
+      {"role": "tool", "tool_call_id": "c1", "content": "4"}], "messages.2.role"),
+])
+def test_tool_loop_history_is_refused_by_name(http, messages, param):
+    response = post(http, messages=messages)
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param
+    assert "tool_calls/tool messages are not supported yet" in error["message"]
+
+
+def test_unknown_model_is_a_404_model_not_found(http, tiny_pipe):
+    response = post(http, model="gpt-4o")
+    error = error_of(response)
+    assert response.status_code == 404
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+    assert error["type"] == "invalid_request_error"
+    assert "'wsd'" in error["message"]
+    assert post(http, model=tiny_pipe.model_name).status_code == 200  # the name the other faces report
+
+
+@pytest.mark.parametrize(("fields", "param", "says"), [
+    ({"messages": [{"role": "user", "content": 3}]}, "messages.0.content", "must be a string or a list"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages.0.content", "part 0 is 'image_url'; only text parts"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "messages.0.role", "'user'"),
+    ({"messages": [{"content": "hi"}]}, "messages.0.role", "field required"),
+    ({"messages": []}, "messages", "at least 1"),
+    ({"temperature": -1}, "temperature", "greater than or equal to 0"),
+    ({"stop": ["ok", 3]}, "stop.1", "valid string"),
+    ({"gamma": 5}, "gamma", "must be at most 1, got 5"),  # checked by WSDConfig, through pipe.check
+    ({"window": 0}, "window", "must be at least 1, got 0"),
+    ({"stop": ""}, "stop", "non-empty"),
+    ({"seed": 2**70}, "seed", "less than"),
+    ({"max_tokens": 500}, "max_tokens", "at most 16"),
+    ({"max_completion_tokens": 17}, "max_completion_tokens", "at most 16"),
+    ({"max_draft_tokens": 10**6}, "max_draft_tokens", "at most 512"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", "must come from the user"),
+])
+def test_bad_values_get_one_line_with_the_param(http, fields, param, says):
+    response = post(http, **fields)
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param
+    assert error["message"].startswith(f"{param}: ") and says in error["message"]
+    assert "errors.pydantic.dev" not in error["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_conversation_longer_than_the_context_is_a_400_before_any_work(http, tiny_pipe, stream):
+    too_long = [{"role": "user", "content": "a " * tiny_pipe.draft.context_window}]
+    response = post(http, messages=too_long, stream=stream)
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == "messages"
+    assert "shorten the conversation" in error["message"]
+
+
+@pytest.mark.parametrize(("body", "param", "says"), [
+    (b'{"messages": [{"role": "user", "content": "\\ud800 hi"}]}', "messages.0.content", "not valid Unicode"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "user": "\\udfff"}', "user", "not valid Unicode"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', None, "NaN is not a JSON"),
+    (b'{"messages": [', None, "not valid JSON"),
+    (b'"hi"', None, "must be a JSON object"),
+    (b'{"messages": [{"role": "user", "content": "\xff"}]}', None, "not UTF-8"),
+    (b"[" * 15_000, None, "nested too deeply"),
+])
+def test_undecodable_bodies_get_a_clear_400(http, body, param, says):
+    response = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param and says in error["message"]
+
+
+def test_unknown_routes_and_methods_answer_in_openai_shape(http):
+    for response, status in ((http.get("/v1/embeddings"), 404), (http.post("/v1/completions", json={}), 404),
+                             (http.get("/v1/chat/completions"), 405)):
+        assert response.status_code == status
+        assert "/v1/chat/completions" in error_of(response)["message"]
+
+
+def test_declared_oversize_body_is_refused_unread(http):
+    response = post(http, messages=[{"role": "user", "content": "x" * 30_000}])
+    assert response.status_code == 413 and "at most 20000" in error_of(response)["message"]
+
+
+def test_docs_are_open_without_a_key_and_off_with_one(http, tiny_pipe):
+    assert http.get("/docs").status_code == 200 and http.get("/openapi.json").status_code == 200
+    keyed = TestClient(create_app(tiny_pipe, ServerSettings(api_key=KEY)))
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        response = keyed.get(path, headers={"authorization": f"Bearer {KEY}"})
+        assert response.status_code == 404 and KEY not in response.text
+    assert keyed.get("/v1/models").status_code == 401
+    listed = keyed.get("/v1/models", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert [card["id"] for card in listed["data"]] == ["wsd"]
+
+
+@pytest.fixture(scope="module")
+def socket_url(tiny_pipe):
+    """The app on a real uvicorn socket, where request bodies arrive in parts."""
+    app = create_app(tiny_pipe, ServerSettings(max_request_bytes=1_000_000))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{server.config.port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_chunked_body_is_refused_at_the_limit_not_read_whole(socket_url):
+    def hundred_megabytes():
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(100):
+            yield b"x" * 1_000_000
+        yield b'"}]}'
+
+    tracemalloc.start()  # traces the server thread too: what it holds of the body at most
+    try:
+        response = httpx.post(socket_url + "/v1/chat/completions", content=hundred_megabytes(), timeout=120)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 413 and "more than 1000000 bytes" in error_of(response)["message"]
+    assert peak < 10_000_000
+
+
+def test_a_small_chunked_body_is_served(socket_url):
+    body = json.dumps({"messages": MESSAGES, "max_tokens": 4}).encode()
+    in_parts = iter([body[:10], body[10:]])
+    response = httpx.post(socket_url + "/v1/chat/completions", content=in_parts, timeout=60)
+    assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] <= 4
