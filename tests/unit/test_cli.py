@@ -120,6 +120,8 @@ def test_generate_streams_a_reply_with_the_given_options(tiny_dirs):
     assert done.returncode == 0, done.stderr
     switch_line = [line for line in lines(done.stderr) if "switch" in line]
     assert len(switch_line) == 1 and "gamma=0.0035" in switch_line[0] and done.stdout.strip()
+    # No deprecation noise from transformers, and no progress bar for a load of a few seconds.
+    assert "deprecated" not in done.stderr and "Loading weights" not in done.stderr, done.stderr
 
 
 def test_ctrl_c_keeps_finished_lines_and_says_how_to_resume(tiny_dirs, tmp_path):
