@@ -163,7 +163,7 @@ class WSDLLM(CustomLLM):
     window of the two models, less room for their chat markup, divided by the most model
     tokens that tokenizer's tokens cost on sample texts (3 for tiktoken: it packs three digits
     in a token, the models one). ``Settings.tokenizer = llm.tokenizer`` counts in model tokens
-    instead, and the whole window is used.
+    instead, and the window is used in full.
     """
 
     max_new_tokens: int | None = Field(None, gt=0, description="Most tokens in the reply (num_output).")
@@ -184,7 +184,6 @@ class WSDLLM(CustomLLM):
     _specs: tuple[ModelSpec | None, ModelSpec | None, dict[str, Any]] = PrivateAttr()
     _loaded: WSDPipeline | None = PrivateAttr(None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _tokenizer: Tokenizer = PrivateAttr()
     _ratio: tuple[Tokenizer, float] | None = PrivateAttr(None)  # (LlamaIndex tokenizer, its cost ratio)
 
     def __init__(
@@ -213,7 +212,6 @@ class WSDLLM(CustomLLM):
         super().__init__(**kwargs)
         self._given = pipeline
         self._specs = (draft, base, dict(model_kwargs or {}))
-        self._tokenizer = self._worst_tokens
         self._configured(WSDConfig())  # a field that does not fit fails now, before any load
 
     @classmethod
@@ -251,10 +249,11 @@ class WSDLLM(CustomLLM):
         """A LlamaIndex tokenizer counting in the tokens of whichever model needs more for a text.
 
         ``Settings.tokenizer = llm.tokenizer`` makes LlamaIndex pack prompts in model tokens,
-        so ``metadata.context_window`` is the models' whole window. LlamaIndex only counts the
-        list it returns: it holds one 0 per token.
+        so ``metadata.context_window`` is the models' window less only the markup reserve.
+        LlamaIndex only counts the list it returns: it holds one 0 per token. A first call
+        loads the models.
         """
-        return self._tokenizer
+        return self._worst_tokens
 
     def _worst_tokens(self, text: str) -> list[int]:
         pipeline = self.pipeline
@@ -262,7 +261,7 @@ class WSDLLM(CustomLLM):
 
     def _cost_ratio(self, tokenizer: Tokenizer) -> float:
         """Most model tokens one ``tokenizer`` token costs on the probe texts (at least 1)."""
-        if self._ratio is None or self._ratio[0] is not tokenizer:
+        if self._ratio is None or self._ratio[0] != tokenizer:  # bound methods are equal, not identical
             ratio = max(len(self._worst_tokens(text)) / max(1, len(tokenizer(text))) for text in _PROBES)
             self._ratio = (tokenizer, max(1.0, ratio))
         return self._ratio[1]
