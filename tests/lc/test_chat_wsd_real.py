@@ -67,6 +67,18 @@ def test_stop_cuts_the_reply_before_the_stop_string(real_llm):
     assert reply.response_metadata["finish_reason"] == "stop"
 
 
+@pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "capital_of"}])
+def test_a_forced_tool_choice_in_dict_form_gets_a_call(real_llm, choice):
+    @tool
+    def capital_of(country: str) -> str:
+        """Look up the capital city of a country."""
+        return "Paris"
+
+    reply = real_llm.bind_tools([capital_of], tool_choice=choice).invoke("What is the capital of France?")
+    assert reply.tool_calls[0]["name"] == "capital_of" and reply.tool_calls[0]["args"]["country"].lower() == "france"
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+
+
 def test_batch_threads_share_one_model_pair(real_llm):
     prompts = ["Say hello.", "What is the capital of France?"]
     alone = [real_llm.invoke(p, max_tokens=8).content for p in prompts]

@@ -1,13 +1,16 @@
 """The langchain-tests integration suite on the real packaged pair (SmolLM2-135M + Gemma-3-270M).
 
-`max_tokens` is kept small so the suite runs on a CPU. Tests that so small a pair cannot
-pass are marked xfail, each with its reason (XFAILS); the suite skips by itself what its
+`max_tokens` is kept small so the suite runs on a CPU. The tests so small a pair cannot pass
+are overridden below, each marked xfail with its reason; the suite skips by itself what its
 capability properties rule out (images, audio, PDF, JSON mode, model override, VCR).
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
+from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_wsd import ChatWSD
@@ -21,22 +24,15 @@ _JOKE = ("the Joke model needs both 'setup' and 'punchline': the pair writes the
 _AUTO_TOOLS = ("with tool_choice left to the model, the 135M draft answers 'What is the weather in San "
                "Francisco?' in text instead of calling get_weather; a forced first call (tool_choice='any', "
                "ToolFirstMiddleware) completes the loop, see test_chat_wsd_real.py")
-XFAILS = {
-    "test_structured_output[pydantic]": _JOKE,
-    "test_structured_output_async[pydantic]": _JOKE,
-    "test_structured_output_pydantic_2_v1": _JOKE,
-    "test_agent_loop[model0]": _AUTO_TOOLS,
-    "test_agent_loop[model1]": _AUTO_TOOLS,
-}
+_SCHEMA_TYPES = [pytest.param("pydantic", marks=pytest.mark.xfail(reason=_JOKE, strict=False)),
+                 "typeddict", "json_schema"]
 _PIPE: dict[str, WSDPipeline] = {}
 
 
 class TestChatWSDIntegration(ChatModelIntegrationTests):
     @pytest.fixture(autouse=True)
-    def _real_pair_and_known_limits(self, request, real_pipe):
+    def _real_pair(self, real_pipe):
         _PIPE["pipe"] = real_pipe  # chat_model_params is a property: it cannot take fixtures
-        if reason := XFAILS.get(request.node.name):
-            request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
 
     @property
     def chat_model_class(self) -> type[ChatWSD]:
@@ -53,3 +49,25 @@ class TestChatWSDIntegration(ChatModelIntegrationTests):
     @property
     def supports_json_mode(self) -> bool:
         return False  # structured output goes through the tool protocol only
+
+    @pytest.mark.parametrize("schema_type", _SCHEMA_TYPES)
+    def test_structured_output(
+        self, model: BaseChatModel, schema_type: Literal["pydantic", "typeddict", "json_schema"]
+    ) -> None:
+        super().test_structured_output(model, schema_type)
+
+    @pytest.mark.parametrize("schema_type", _SCHEMA_TYPES)
+    async def test_structured_output_async(
+        self, model: BaseChatModel, schema_type: Literal["pydantic", "typeddict", "json_schema"]
+    ) -> None:
+        await super().test_structured_output_async(model, schema_type)
+
+    @pytest.mark.xfail(reason=_JOKE, strict=False)
+    def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
+        super().test_structured_output_pydantic_2_v1(model)
+
+    @pytest.mark.xfail(reason=_AUTO_TOOLS, strict=False)
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
+

@@ -120,7 +120,7 @@ def test_parse_tool_call_by_choice():
 
 
 def test_tool_choice_checks_and_prefills():
-    with pytest.raises(ValueError, match="tool_choice 'subtract' is not supported.*add, now"):
+    with pytest.raises(ValueError, match="names the tool 'subtract', which is not bound; bound tools: add, now"):
         ToolChoice.parse(TOOLS, "subtract")
     with pytest.raises(ValueError, match="no tools are bound"):
         ToolChoice.parse([], "any")
@@ -130,9 +130,50 @@ def test_tool_choice_checks_and_prefills():
     assert ToolChoice.parse(TOOLS, None).prefill() == ""
 
 
+AUTO, NONE, ANY = ToolChoice(tuple(TOOLS)), ToolChoice(()), ToolChoice(tuple(TOOLS), required=True)
+NOW = ToolChoice(tuple(TOOLS), required=True, name="now")
+
+
+@pytest.mark.parametrize(("choice", "expected"), [
+    (None, AUTO), ("auto", AUTO), ({"type": "auto"}, AUTO), (False, AUTO),  # ChatOpenAI: False has no effect
+    ("none", NONE), ({"type": "none"}, NONE),
+    ("any", ANY), ("required", ANY), (True, ANY), ({"type": "any"}, ANY), ({"type": "required"}, ANY),
+    ("now", NOW), ({"type": "function", "function": {"name": "now"}}, NOW),
+    ({"type": "function", "name": "now"}, NOW),  # OpenAI Responses
+    ({"type": "tool", "name": "now"}, NOW),  # Anthropic
+    ({"type": "tool", "name": "now", "disable_parallel_tool_use": True}, NOW),
+])
+def test_every_langchain_spelling_of_tool_choice_is_honoured(choice, expected):
+    assert ToolChoice.parse(TOOLS, choice) == expected
+
+
+@pytest.mark.parametrize(("choice", "error"), [
+    ({"type": "allowed_tools", "tools": []}, "not a form ChatWSD knows"),
+    ({"type": "tool"}, "not a form ChatWSD knows"),
+    ({"function": {"name": "now"}}, "not a form ChatWSD knows"),
+    ({"type": "function", "function": {"name": "subtract"}}, "'subtract', which is not bound"),
+    ({"type": "tool", "name": "subtract"}, "'subtract', which is not bound"),
+    (3, "must be a str, bool, dict or None, got int"),
+])
+def test_tool_choice_forms_it_cannot_honour_are_refused(choice, error):
+    with pytest.raises(ValueError, match=error):
+        ToolChoice.parse(TOOLS, choice)
+
+
+def test_an_empty_conversation_gets_the_same_error_with_tools_bound(llm):
+    with pytest.raises(ValueError) as plain:
+        llm.invoke([])
+    for choice in (None, "any"):
+        with pytest.raises(ValueError) as with_tools:
+            llm.bind_tools([add], tool_choice=choice).invoke([])
+        assert str(with_tools.value) == str(plain.value)
+
+
 def test_bind_tools_rejects_a_choice_it_cannot_honour(llm):
-    with pytest.raises(ValueError, match="not supported"):
+    with pytest.raises(ValueError, match="not bound"):
         llm.bind_tools([add], tool_choice="now")
+    with pytest.raises(ValueError, match="not a form ChatWSD knows"):
+        llm.bind_tools([add], tool_choice={"type": "bogus"})
 
 
 def test_construction_is_lazy_and_checks_options(tiny_pipe):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
+import llama_index.core
 import pytest
+from llama_index.core import Settings
+from llama_index.core.base.llms.types import ImageBlock, TextBlock
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.wsd import WSDLLM
 
-from wsd_llm import WSDResult
+from wsd_llm import WSDPipeline
 
 PROMPT = "Give me tips."
 CHAT = [
@@ -29,13 +33,61 @@ def assert_cumulative(chunks, text_of) -> None:
         assert text_of(chunk) == so_far
 
 
-def test_metadata_names_both_models_and_their_limits(tiny_llm, tiny_draft, tiny_base, small_pipe):
+def test_metadata_names_both_models_and_their_limits(tiny_llm, small_pipe):
     metadata = tiny_llm.metadata
     assert metadata.is_chat_model
-    assert metadata.context_window == min(tiny_draft.context_window, tiny_base.context_window)
     assert metadata.num_output == small_pipe.config.max_new_tokens
-    assert tiny_draft.name in metadata.model_name and tiny_base.name in metadata.model_name
+    assert metadata.model_name == small_pipe.model_name
     assert WSDLLM(pipeline=small_pipe, max_new_tokens=7).metadata.num_output == 7
+
+
+# Texts LlamaIndex's default tokenizer (tiktoken) packs much tighter than the models do, or looser.
+DENSE_TEXTS = {
+    "digits": "".join(str(i * 7919 % 10) for i in range(5000)),
+    "csv": "\n".join(f"{i},{i * 7919 % 100_000},{i * 104_729 % 1000}.{i % 97}" for i in range(2000)),
+    "prose": "The quick brown fox jumps over the lazy dog. " * 400,
+}
+
+
+@pytest.mark.parametrize("kind", DENSE_TEXTS)
+@pytest.mark.parametrize("ours", [False, True], ids=["tiktoken", "llm.tokenizer"])
+def test_text_that_fits_the_reported_window_fits_both_models(small_pipe, monkeypatch, kind, ours):
+    """What LlamaIndex counts as filling metadata.context_window (less num_output) is a
+    conversation both models read, whichever tokenizer LlamaIndex counts with."""
+    llm = WSDLLM(pipeline=small_pipe)
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", llm.tokenizer if ours else None)
+    counted = Settings.tokenizer
+    metadata = llm.metadata
+    budget = metadata.context_window - metadata.num_output
+    text = DENSE_TEXTS[kind]
+    low, high = 0, len(text)  # the longest prefix LlamaIndex counts within the budget
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if len(counted(text[:mid])) <= budget else (low, mid - 1)
+    assert low > 0
+    small_pipe.check([{"role": "user", "content": text[:low]}])  # raises if it does not fit
+    if ours:  # counting in model tokens leaves only the markup reserve unused
+        window = min(small_pipe.draft.context_window, small_pipe.base.context_window)
+        assert window - 64 == metadata.context_window
+
+
+def test_models_load_on_first_use_once_across_threads(tiny_draft, tiny_base):
+    assert WSDLLM(draft="no/such-model", base="no/such-base", gamma=0.5).gamma == 0.5  # nothing loads yet
+    llm = WSDLLM(draft=tiny_draft, base=tiny_base)
+    start = threading.Barrier(8)
+    seen: list[WSDPipeline] = []
+
+    def first_use() -> None:
+        start.wait()
+        seen.append(llm.pipeline)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 8 and all(pipeline is seen[0] for pipeline in seen)
+    assert seen[0].draft is tiny_draft and llm.metadata.model_name == seen[0].model_name
 
 
 def test_models_can_be_given_as_backend_objects(tiny_draft, tiny_base, small_pipe):
@@ -66,13 +118,19 @@ def test_streams_are_cumulative_and_add_up_to_the_reply(tiny_llm, small_pipe):
     assert chat_chunks[-1].message.content == small_pipe.generate(CHAT_TURNS).text
 
 
-def test_raw_is_the_json_of_the_wsd_result(tiny_llm):
-    responses = [tiny_llm.complete(PROMPT), tiny_llm.chat(CHAT), list(tiny_llm.stream_chat(CHAT))[-1]]
+def test_raw_is_the_json_of_the_wsd_result(tiny_llm, small_pipe):
+    expected = small_pipe.generate(PROMPT)
+    stats = {key: value for key, value in expected.stats().items() if key != "timings"}
+    responses = [tiny_llm.complete(PROMPT), list(tiny_llm.stream_complete(PROMPT))[-1]]
     for response in responses:
         raw = json.loads(json.dumps(response.raw))
-        result = WSDResult.model_validate(raw)  # every field of the result is there
-        assert raw["usage"]["completion_tokens"] == result.draft_tokens + result.base_tokens
-    assert responses[1].raw["text"] == responses[2].raw["text"] == responses[2].message.content
+        assert raw["usage"] == expected.usage()
+        assert {key: raw[key] for key in stats} == stats
+        assert (raw["text"], raw["draft_text"], raw["base_text"]) == (
+            expected.text, expected.draft_text, expected.base_text)
+        assert set(raw["timings"]) == set(expected.timings.model_dump())
+    chat, last_chunk = tiny_llm.chat(CHAT), list(tiny_llm.stream_chat(CHAT))[-1]
+    assert chat.raw["text"] == last_chunk.raw["text"] == last_chunk.message.content
 
 
 def test_a_reply_with_no_text_still_streams_one_chunk(tiny_llm, small_pipe):
@@ -102,6 +160,18 @@ def test_messages_map_to_turns_unless_messages_to_prompt_is_given(small_pipe, ti
     tool_chat = [*CHAT[:3], ChatMessage(role="tool", content="Observation: 42")]
     assert tiny_llm.chat(tool_chat).message.content == small_pipe.generate(
         [*CHAT_TURNS[:3], {"role": "user", "content": "Observation: 42"}]).text
+
+
+def test_stop_strings_of_the_pipeline_the_field_and_the_call_all_apply(small_pipe):
+    full = small_pipe.generate(PROMPT).text
+    stops = [full[i : i + 3] for i in (len(full) // 4, len(full) // 2, 3 * len(full) // 4)]
+    stops = [stop for stop in stops if full.index(stop) > 0]
+    assert len(set(stops)) == 3, full
+    for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0]):  # each level holds the earliest stop once
+        configured, field, call = (stops[i] for i in order)
+        pipe = WSDPipeline(small_pipe.draft, small_pipe.base, small_pipe.config.updated(stop=[configured]))
+        reply = WSDLLM(pipeline=pipe, stop=[field]).complete(PROMPT, stop=[call]).text
+        assert reply == full[: min(full.index(stop) for stop in stops)]
 
 
 def test_stop_strings_from_the_field_and_the_call_cut_the_reply(small_pipe):
@@ -174,11 +244,27 @@ async def _last(stream):
     return chunks[-1]
 
 
+@pytest.mark.parametrize("blocks", [
+    [TextBlock(text="What is in this picture?"), "image"],
+    ["image"],
+], ids=["text and image", "image only"])
+def test_non_text_blocks_are_refused_by_name(tiny_llm, tmp_path, blocks):
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")  # a PNG signature is all ImageBlock reads of a path
+    message = ChatMessage(role="user", blocks=[ImageBlock(path=image) if b == "image" else b for b in blocks])
+    for call in (tiny_llm.chat, tiny_llm.stream_chat, WSDLLM(pipeline=tiny_llm.pipeline,
+                                                            messages_to_prompt=str).chat):
+        with pytest.raises(ValueError, match=r"cannot read ImageBlock content \(block_type 'image'\) in a user message"):
+            call([message])
+
+
 def test_bad_input_is_refused_with_a_clear_message(small_pipe, tiny_draft, tiny_llm):
     with pytest.raises(ValueError, match="either pipeline= or draft="):
         WSDLLM(pipeline=small_pipe, draft=tiny_draft)
     with pytest.raises(ValueError, match="gamma"):
         WSDLLM(pipeline=small_pipe, gamma=2.0)
+    with pytest.raises(ValueError, match="stop strings must be non-empty"):
+        WSDLLM(stop=[""])
     with pytest.raises(TypeError, match="unknown generation option"):
         tiny_llm.complete(PROMPT, temprature=0.5)
     with pytest.raises(ValueError, match="last message must come from the user"):

@@ -3,10 +3,15 @@ and a ReAct agent with a tool. Replies are short (40 tokens): CPU generation is 
 
 from __future__ import annotations
 
+import logging
+import random
+
+import llama_index.core
 import pytest
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import Document, VectorStoreIndex, get_response_synthesizer
 from llama_index.core.agent.react import ReActChatFormatter
 from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.wsd import WSDLLM
 
@@ -31,9 +36,36 @@ def index(embed_model) -> VectorStoreIndex:
 def test_with_no_models_given_it_loads_the_packaged_pair(real_pipe):
     llm = WSDLLM(max_new_tokens=24)
     metadata = llm.metadata
-    assert metadata.model_name == "wsd:SmolLM2-135M-Instruct->gemma-3-270m"
-    assert metadata.context_window == min(real_pipe.draft.context_window, real_pipe.base.context_window) > 2048
+    assert metadata.model_name == real_pipe.model_name
     assert metadata.num_output == 24 and metadata.is_chat_model
+
+
+def numeric_csv(rows: int, seed: int) -> list[str]:
+    """Rows of six 5-digit numbers: 1.9 SmolLM2/Gemma tokens per tiktoken token."""
+    rng = random.Random(seed)
+    return [",".join(str(rng.randint(10_000, 99_999)) for _ in range(6)) for _ in range(rows)]
+
+
+def test_compact_synthesis_packs_numeric_text_that_fits_both_models(real_pipe, recorder, caplog, monkeypatch):
+    """LlamaIndex packs retrieved text by its own tokenizer (tiktoken) against
+    metadata.context_window; numbers cost the two models twice as many tokens. Each packed
+    prompt must still fit, so that every retrieved row reaches the model and nothing raises
+    (LlamaIndex's refine step would log the error and answer from the remaining chunks)."""
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", None)  # the default: tiktoken
+    for model in (real_pipe.draft, real_pipe.base):  # a 4096-token window keeps each call quick on a CPU
+        monkeypatch.setattr(model.tokenizer, "model_max_length", 4096)
+    rows = numeric_csv(140, seed=7)  # 2.4k tiktoken tokens, 4.5k model tokens
+    nodes = [NodeWithScore(node=TextNode(text="\n".join(rows[i : i + 20])), score=1.0) for i in range(0, 140, 20)]
+    llm = WSDLLM(pipeline=real_pipe, max_new_tokens=8, max_draft_tokens=8)
+    synthesizer = get_response_synthesizer(llm=llm, response_mode="compact")
+    with caplog.at_level(logging.WARNING):
+        response = synthesizer.synthesize("Which row has the largest first number?", nodes)
+    prompts = ["\n".join(m.content for m in e.messages) for e in recorder.events
+               if type(e).__name__ == "LLMChatStartEvent"]
+    print(f"{len(prompts)} calls, answer {response.response!r}")
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(prompts) > 1  # the rows needed more than one window
+    assert [row for row in rows if not any(row in prompt for prompt in prompts)] == []
 
 
 def last_chat_raw(recorder) -> dict:
