@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -184,3 +185,30 @@ class WSDPipeline:
     async def abatch(self, conversations: Sequence[Conversation], **options: Any) -> list[WSDResult]:
         """``batch`` in a worker thread (same arguments and errors)."""
         return await asyncio.to_thread(self.batch, conversations, **options)
+
+
+class LazyPipeline:
+    """A :class:`WSDPipeline` loaded on first use, once even when threads race for it: faces
+    (``ChatWSD``, ``WSDLLM``) are cheap to build and bind into chains, and load when first called.
+
+    Args:
+        draft, base, load_kwargs: as :meth:`WSDPipeline.from_pretrained` takes them.
+    """
+
+    def __init__(self, draft: ModelSpec | None = None, base: ModelSpec | None = None, **load_kwargs: Any) -> None:
+        self._specs = (draft, base, load_kwargs)
+        self._loaded: WSDPipeline | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> WSDPipeline:
+        """The pipeline, loading it now if no call has yet.
+
+        Raises:
+            FileNotFoundError: the packaged pair is not installed (with the pip command to run).
+            OSError: a ``draft``/``base`` path or hub id that does not load.
+        """
+        with self._lock:
+            if self._loaded is None:
+                draft, base, load_kwargs = self._specs
+                self._loaded = WSDPipeline.from_pretrained(draft, base, **load_kwargs)
+            return self._loaded

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -24,7 +23,7 @@ from langchain_wsd.prefill import PrefilledDraft
 from langchain_wsd.tools import ToolChoice, parse_tool_call, with_tool_prompt
 from wsd_llm import Message, StreamEvent, WSDConfig, WSDPipeline, WSDResult, normalize_messages
 from wsd_llm.packaged import BASE_NAME, DRAFT_NAME
-from wsd_llm.pipeline import wsd_model_name
+from wsd_llm.pipeline import LazyPipeline, wsd_model_name
 
 
 def _spec_name(spec: Any, default: str) -> str:
@@ -238,14 +237,15 @@ class ChatWSD(BaseChatModel):
     wsd_options: dict[str, Any] = Field(default_factory=dict, description="Other WSDConfig options, e.g. gamma.")
     load_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the model loader.")
 
-    _loaded: WSDPipeline | None = PrivateAttr(None)
-    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lazy: LazyPipeline = PrivateAttr()
 
     @model_validator(mode="after")
     def _check(self) -> ChatWSD:
         if self.pipeline is not None and (self.draft is not None or self.base is not None):
             raise ValueError("give ChatWSD either `pipeline` or `draft`/`base`, not both")
         self._configured(WSDConfig())  # fail now on unknown or invalid options
+        if self.pipeline is None:
+            self._lazy = LazyPipeline(self.draft, self.base, **self.load_kwargs)
         if not self.model_name and self.pipeline is not None:
             self.model_name = self.pipeline.model_name
         elif not self.model_name:  # named without loading the models
@@ -260,12 +260,7 @@ class ChatWSD(BaseChatModel):
             FileNotFoundError: the packaged pair is not installed (with the pip command to run).
             OSError: a ``draft``/``base`` path or hub id that does not load.
         """
-        if self.pipeline is not None:
-            return self.pipeline
-        with self._load_lock:
-            if self._loaded is None:
-                self._loaded = WSDPipeline.from_pretrained(self.draft, self.base, **self.load_kwargs)
-            return self._loaded
+        return self.pipeline if self.pipeline is not None else self._lazy.get()
 
     @property
     def _llm_type(self) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
+
+from typing_extensions import Self
 
 from wsd_llm.backends.remote.client import Endpoint, OpenAIClient
 from wsd_llm.backends.tokenizer import TokenizerMixin, TokenizerSpec, load_tokenizer
@@ -26,6 +28,22 @@ class RemoteModel(TokenizerMixin):
 
     def __init__(self, endpoint: Endpoint | str, tokenizer: TokenizerSpec, *, api_key: str | None = None,
                  name: str | None = None, context_window: int | None = None, probe: bool = True) -> None:
+        """Args:
+            endpoint: an :class:`Endpoint`, or the server's URL (``http://127.0.0.1:8000/v1``).
+            tokenizer: the served model's tokenizer: an object, a hub id, a directory or the
+                ``.gguf`` file the server runs (tokenizer only).
+            api_key: Bearer key when ``endpoint`` is a URL; never printed.
+            name: the name reported in results; by default the endpoint's model or the tokenizer.
+            context_window: the server's context size in tokens; by default the server's
+                (vLLM's ``max_model_len``) or the tokenizer's.
+            probe: check at once that the server can play this role (see :meth:`probe`).
+
+        Raises:
+            RemoteError: the server cannot be reached, or (``RemoteCapabilityError``) cannot
+                play this role, e.g. a base that returns no prompt logprobs.
+            ValueError: no context window is known; pass ``context_window``.
+            FileNotFoundError: a tokenizer path that does not exist.
+        """
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else Endpoint(base_url=endpoint, api_key=api_key)
         self.client = OpenAIClient(self.endpoint)
         try:

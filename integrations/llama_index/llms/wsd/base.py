@@ -18,7 +18,6 @@ the last user turn):
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
@@ -41,7 +40,7 @@ from llama_index.core.llms.custom import CustomLLM
 
 from wsd_llm import StreamEvent, WSDConfig, WSDPipeline, WSDResult
 from wsd_llm.messages import Message
-from wsd_llm.pipeline import ModelSpec
+from wsd_llm.pipeline import LazyPipeline, ModelSpec
 
 # A stream chunk before it becomes a LlamaIndex response: cumulative text, new piece, raw.
 Chunk = tuple[str, str, dict[str, Any]]
@@ -181,9 +180,7 @@ class WSDLLM(CustomLLM):
     )
 
     _given: WSDPipeline | None = PrivateAttr(None)
-    _specs: tuple[ModelSpec | None, ModelSpec | None, dict[str, Any]] = PrivateAttr()
-    _loaded: WSDPipeline | None = PrivateAttr(None)
-    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _lazy: LazyPipeline = PrivateAttr()
     _ratio: tuple[Tokenizer, float] | None = PrivateAttr(None)  # (LlamaIndex tokenizer, its cost ratio)
 
     def __init__(
@@ -211,7 +208,7 @@ class WSDLLM(CustomLLM):
             raise ValueError("give either pipeline= or draft=/base=/model_kwargs=, not both")
         super().__init__(**kwargs)
         self._given = pipeline
-        self._specs = (draft, base, dict(model_kwargs or {}))
+        self._lazy = LazyPipeline(draft, base, **(model_kwargs or {}))
         self._configured(WSDConfig())  # a field that does not fit fails now, before any load
 
     @classmethod
@@ -226,13 +223,7 @@ class WSDLLM(CustomLLM):
             FileNotFoundError: the packaged pair is not installed (with the pip command to run).
             OSError: a ``draft``/``base`` path or hub id that does not load.
         """
-        if self._given is not None:
-            return self._given
-        with self._load_lock:
-            if self._loaded is None:
-                draft, base, model_kwargs = self._specs
-                self._loaded = WSDPipeline.from_pretrained(draft, base, **model_kwargs)
-            return self._loaded
+        return self._given if self._given is not None else self._lazy.get()
 
     @property
     def config(self) -> WSDConfig:
