@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -62,7 +63,11 @@ class WSDPipeline:
             FileNotFoundError: a packaged model is not installed (the message says what to install).
         """
         from wsd_llm import packaged
+        from wsd_llm.hub import check_source
 
+        for spec in (draft, base):  # both named models are checked before either loads
+            if isinstance(spec, (str, os.PathLike)):
+                check_source(spec)
         draft_model = packaged.load_draft(**load_kwargs) if draft is None else as_model(draft, "draft", **load_kwargs)
         base_model = packaged.load_base(**load_kwargs) if base is None else as_model(base, "base", **load_kwargs)
         return cls(draft_model, base_model, config)
