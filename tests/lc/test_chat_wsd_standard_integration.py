@@ -24,8 +24,9 @@ _JOKE = ("the Joke model needs both 'setup' and 'punchline': the pair writes the
 _AUTO_TOOLS = ("with tool_choice left to the model, the 135M draft answers 'What is the weather in San "
                "Francisco?' in text instead of calling get_weather; a forced first call (tool_choice='any', "
                "ToolFirstMiddleware) completes the loop, see test_chat_wsd_real.py")
-_SCHEMA_TYPES = [pytest.param("pydantic", marks=pytest.mark.xfail(reason=_JOKE, strict=False)),
-                 "typeddict", "json_schema"]
+# langchain-tests wants the xfail on an overridden test itself: the TypedDict and JSON-schema
+# variants pass (XPASS), the pydantic one fails as _JOKE says.
+_SCHEMA_TYPES = ["pydantic", "typeddict", "json_schema"]
 _PIPE: dict[str, WSDPipeline] = {}
 
 
@@ -50,12 +51,14 @@ class TestChatWSDIntegration(ChatModelIntegrationTests):
     def supports_json_mode(self) -> bool:
         return False  # structured output goes through the tool protocol only
 
+    @pytest.mark.xfail(reason=_JOKE, strict=False)
     @pytest.mark.parametrize("schema_type", _SCHEMA_TYPES)
     def test_structured_output(
         self, model: BaseChatModel, schema_type: Literal["pydantic", "typeddict", "json_schema"]
     ) -> None:
         super().test_structured_output(model, schema_type)
 
+    @pytest.mark.xfail(reason=_JOKE, strict=False)
     @pytest.mark.parametrize("schema_type", _SCHEMA_TYPES)
     async def test_structured_output_async(
         self, model: BaseChatModel, schema_type: Literal["pydantic", "typeddict", "json_schema"]
