@@ -38,7 +38,8 @@ INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C (12
 
 # The WSDConfig fields every generating command takes as options, in --help order.
 GENERATION = ("max_new_tokens", "max_draft_tokens", "gamma", "window", "temperature", "top_p", "seed", "stop",
-              "mode", "base_format", "chunk_size")
+              "base_temperature", "base_top_p", "base_top_k", "base_repetition_penalty", "base_frequency_penalty",
+              "base_presence_penalty", "mode", "base_format", "chunk_size")
 
 # Options shared by every command that loads the models.
 Draft = Annotated[str | None, typer.Option(

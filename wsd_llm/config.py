@@ -16,7 +16,9 @@ class WSDConfig(BaseModel):
     """Settings of Weak-to-Strong Decoding.
 
     Defaults reproduce the published reference (gamma 0.8, window 6, greedy draft of up to
-    512 tokens, the plain ``[User]/[Assistant]`` base format).
+    512 tokens, the plain ``[User]/[Assistant]`` base format, a greedy base continuation without
+    penalties). ``temperature``/``top_p`` are the draft's; the ``base_*`` settings are the base's
+    continuation after the switch (the switch rule itself always scores the draft as written).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -29,7 +31,23 @@ class WSDConfig(BaseModel):
     )
     temperature: float = Field(0.0, ge=0.0, description="Draft sampling temperature; 0 is greedy.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Draft nucleus-sampling mass.")
-    seed: int | None = Field(None, description="Seed of the draft sampler, for repeatable samples.")
+    seed: int | None = Field(
+        None, ge=-(2**63), lt=2**63, description="Seed of the draft and base samplers, for repeatable samples."
+    )
+    base_temperature: float = Field(
+        0.0, ge=0.0, description="Temperature of the base's continuation; 0 is greedy (the reference)."
+    )
+    base_top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus mass of the base's continuation.")
+    base_top_k: int = Field(0, ge=0, description="Most likely tokens the base samples from; 0 keeps all.")
+    base_repetition_penalty: float = Field(
+        1.0, gt=0.0, description="Base: CTRL repetition penalty over the context (above 1 repeats less); 1 is off."
+    )
+    base_frequency_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Base: OpenAI frequency penalty on the tokens it wrote; 0 is off."
+    )
+    base_presence_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="Base: OpenAI presence penalty on the tokens it wrote; 0 is off."
+    )
     stop: tuple[str, ...] = Field((), description="Extra stop strings; the reply is cut before them.")
     base_format: BaseFormat = Field(
         "plain",
@@ -84,8 +102,12 @@ class WSDConfig(BaseModel):
                         seed=self.seed, stop_tokens=INSTRUCT_STOPS)
 
     def base_sampling(self, max_tokens: int) -> Sampling:
-        """How the base continues after the switch: greedily (the reference's ``inference/target.py``)."""
-        return Sampling(max_tokens=max_tokens)
+        """How the base continues after the switch: the ``base_*`` settings and ``seed``; by default
+        greedily and without penalties (the reference's ``inference/target.py``)."""
+        return Sampling(max_tokens=max_tokens, temperature=self.base_temperature, top_p=self.base_top_p,
+                        top_k=self.base_top_k, repetition_penalty=self.base_repetition_penalty,
+                        frequency_penalty=self.base_frequency_penalty,
+                        presence_penalty=self.base_presence_penalty, seed=self.seed)
 
     def updated(self, **overrides: Any) -> WSDConfig:
         """A validated copy with per-call overrides applied (None values are ignored).

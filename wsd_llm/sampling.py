@@ -12,12 +12,21 @@ class Sampling:
 
     ``WSDConfig.draft_sampling()`` builds the draft's (the reference drafts greedily, up to 512
     tokens, stopping at end-of-turn markers); ``WSDConfig.base_sampling(n)`` the base's
-    continuation (greedy, as the reference's ``inference/target.py``).
+    continuation (greedy and without penalties by default, as the reference's ``inference/target.py``).
+    Names and meanings follow vLLM's ``SamplingParams``.
 
     Attributes:
         max_tokens: most tokens to write (> 0).
         temperature: 0 picks the most likely token (greedy); above 0 samples.
         top_p: nucleus mass kept when sampling, in (0, 1].
+        top_k: keep only the ``top_k`` most likely tokens when sampling; 0 keeps them all.
+        repetition_penalty: above 1 makes every token already in the context (prompt included)
+            less likely, below 1 more likely; 1 is off (Keskar et al. 2019, CTRL; transformers'
+            ``RepetitionPenaltyLogitsProcessor``). Applies to greedy decoding too.
+        frequency_penalty: subtracted from a token's logit once per time the model has already
+            written it in this call (OpenAI's definition, prompt excluded); 0 is off.
+        presence_penalty: subtracted once from the logit of every token already written in this
+            call; 0 is off.
         seed: seed of the sampler for repeatable samples; None draws a fresh one.
         stop_tokens: texts of tokens that end the reply when written (each must be one token
             of the model's vocabulary to count).
@@ -28,6 +37,10 @@ class Sampling:
     max_tokens: int
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
     seed: int | None = None
     stop_tokens: Sequence[str] = field(default=())
     ignore_eos: bool = False
@@ -39,3 +52,8 @@ class Sampling:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def penalised(self) -> bool:
+        """Whether a penalty reshapes the logits (then the written tokens matter to the next pick)."""
+        return self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0 or self.presence_penalty != 0.0

@@ -114,6 +114,19 @@ def test_draft_stream_sends_neutral_sampling_and_yields_text(scripted):
                                                                           "min_p": 0.0}
 
 
+def test_base_sampling_is_sent_in_vllm_and_llama_cpp_names(scripted):
+    scripted.replies = [("stream", [chunk("Hel"), chunk("lo")])]
+    draft = RemoteDraft(scripted.url, tiny_draft_tokenizer(), context_window=512, probe=False)
+    sampling = Sampling(max_tokens=4, temperature=0.5, top_k=20, repetition_penalty=1.3, frequency_penalty=0.4,
+                        presence_penalty=-0.2)
+    list(draft.stream_draft("Say hi", sampling))
+    sent = scripted.requests[-1]["json"]
+    assert {k: sent[k] for k in ("temperature", "top_k", "repetition_penalty", "repeat_penalty",
+                                 "frequency_penalty", "presence_penalty")} == {
+        "temperature": 0.5, "top_k": 20, "repetition_penalty": 1.3, "repeat_penalty": 1.3,
+        "frequency_penalty": 0.4, "presence_penalty": -0.2}
+
+
 def test_closing_a_stream_disconnects_from_the_server(scripted):
     scripted.replies = [("stream", itertools.repeat(chunk("a")))]
     with client(scripted.url) as remote:

@@ -79,8 +79,6 @@ def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
     ({"logprobs": True}, "logprobs"),
     ({"top_logprobs": 3}, "top_logprobs"),
     ({"n": 2}, "n"),
-    ({"presence_penalty": 0.5}, "presence_penalty"),
-    ({"frequency_penalty": -1}, "frequency_penalty"),
     ({"logit_bias": {"42": 5}}, "logit_bias"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"reasoning_effort": "high"}, "reasoning_effort"),
@@ -94,6 +92,28 @@ def test_fields_not_honoured_are_refused_by_name(http, fields, param):
     assert response.status_code == 400
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
     assert error["message"].startswith(f"{param}: ")
+
+
+def test_penalties_and_base_sampling_reach_the_base_continuation(client, tiny_pipe):
+    base = {"base_repetition_penalty": 1.5, "base_frequency_penalty": 1.0, "base_presence_penalty": 0.5,
+            "base_top_k": 5, "base_temperature": 0.7, "base_top_p": 0.9, "seed": 3}
+    expected = tiny_pipe.generate(MESSAGES, max_new_tokens=12, **base)
+    reply = client.chat.completions.create(
+        model="wsd", messages=MESSAGES, max_tokens=12, frequency_penalty=1.0, presence_penalty=0.5, seed=3,
+        extra_body={"repetition_penalty": 1.5, "top_k": 5, "base_temperature": 0.7, "base_top_p": 0.9})
+    assert reply.choices[0].message.content == expected.text
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -3}, "frequency_penalty"),
+    ({"repetition_penalty": 0}, "repetition_penalty"),
+    ({"top_k": -1}, "top_k"),
+    ({"base_top_p": 0}, "base_top_p"),
+])
+def test_sampling_values_out_of_range_name_their_field(http, fields, param):
+    response = post(http, **fields)
+    assert response.status_code == 400 and error_of(response)["param"] == param
 
 
 def test_fields_clients_send_by_default_are_accepted(http):

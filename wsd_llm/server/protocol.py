@@ -97,8 +97,6 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "logprobs": (_off(False), "logprobs are not supported yet"),
     "top_logprobs": (_off(0), "logprobs are not supported yet"),
     "n": (_off(1), "only n=1 is supported: one reply per request"),
-    "presence_penalty": (_off(0), "penalties are not supported; send 0 or leave it out"),
-    "frequency_penalty": (_off(0), "penalties are not supported; send 0 or leave it out"),
     "logit_bias": (_off({}), "logit_bias is not supported; leave it out"),
     "modalities": (_off(["text"]), _OUTPUT),
     "audio": (_off(), _OUTPUT),
@@ -182,7 +180,9 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0, description="The draft's sampling temperature.")
     top_p: float | None = Field(None, gt=0, le=1, description="The draft's nucleus mass.")
-    seed: int | None = Field(None, ge=-(2**63), lt=2**63, description="The draft sampler's seed.")
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63, description="The draft and base samplers' seed.")
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, description="The base's continuation only.")
+    presence_penalty: float | None = Field(None, ge=-2, le=2, description="The base's continuation only.")
     stop: list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
@@ -190,6 +190,11 @@ class ChatRequest(BaseModel):
     gamma: float | None = None
     window: int | None = None
     max_draft_tokens: int | None = Field(None, gt=0)
+    # The base's continuation (vLLM's extra sampling fields; temperature and top_p are the draft's).
+    repetition_penalty: float | None = Field(None, gt=0, description="The base's CTRL repetition penalty.")
+    top_k: int | None = Field(None, ge=0, description="The base samples from its top_k tokens; 0 keeps all.")
+    base_temperature: float | None = Field(None, ge=0, description="The base's sampling temperature.")
+    base_top_p: float | None = Field(None, gt=0, le=1, description="The base's nucleus mass.")
     # Accepted and not used: they change nothing about the reply.
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -207,8 +212,6 @@ class ChatRequest(BaseModel):
     logprobs: bool | None = None
     top_logprobs: int | None = None
     n: int | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
     logit_bias: Any = None
     modalities: Any = None
     audio: Any = None
@@ -277,7 +280,10 @@ class ChatRequest(BaseModel):
                                     f"ask for at most {limit}", param=name)
         return {"max_new_tokens": wanted, "temperature": self.temperature, "top_p": self.top_p,
                 "seed": self.seed, "stop": self.stop, "gamma": self.gamma, "window": self.window,
-                "max_draft_tokens": self.max_draft_tokens}
+                "max_draft_tokens": self.max_draft_tokens, "base_temperature": self.base_temperature,
+                "base_top_p": self.base_top_p, "base_top_k": self.top_k,
+                "base_repetition_penalty": self.repetition_penalty,
+                "base_frequency_penalty": self.frequency_penalty, "base_presence_penalty": self.presence_penalty}
 
     @property
     def include_usage(self) -> bool:

@@ -105,9 +105,14 @@ class RemoteModel(TokenizerMixin):
         closing the iterator stops the server."""
         settings: dict[str, Any] = {"max_tokens": sampling.max_tokens, "temperature": sampling.temperature,
                                     "top_p": sampling.top_p, "stop": list(sampling.stop_tokens) or None}
-        if sampling.seed is not None:
-            settings["seed"] = sampling.seed
-        return self.client.stream(prompt, **settings, extra_body=NEUTRAL_SAMPLING)
+        optional = {"seed": sampling.seed, "frequency_penalty": sampling.frequency_penalty or None,
+                    "presence_penalty": sampling.presence_penalty or None}
+        settings.update({name: value for name, value in optional.items() if value is not None})
+        # Outside the OpenAI schema: vLLM's names, and llama.cpp's for the repetition penalty.
+        extra = {**NEUTRAL_SAMPLING, "top_k": sampling.top_k, "repeat_penalty": sampling.repetition_penalty}
+        if sampling.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = sampling.repetition_penalty
+        return self.client.stream(prompt, **settings, extra_body=extra)
 
     def detect_added_bos(self, answer: dict[str, Any], sent: str) -> None:
         """Learn from a completion's ``usage`` whether the server puts a BOS before the prompt itself

@@ -14,16 +14,14 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     DynamicCache,
-    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    TemperatureLogitsWarper,
-    TopPLogitsWarper,
 )
 from transformers.utils import logging as hf_logging
 
 from wsd_llm.backends.tokenizer import TokenizerMixin
 from wsd_llm.backends.transformers.conversion import converted_dir
+from wsd_llm.backends.transformers.sampler import Sampler
 from wsd_llm.hub import check_source
 from wsd_llm.results import FinishReason
 from wsd_llm.sampling import Sampling
@@ -50,32 +48,6 @@ def token_probs(logits: torch.Tensor, targets: Sequence[int]) -> list[float]:
     index = torch.tensor(targets, device=logits.device).unsqueeze(-1)
     log_probs = logits.gather(-1, index).squeeze(-1) - logits.logsumexp(-1)
     return log_probs.exp().tolist()
-
-
-class Sampler:
-    """Picks the next token: argmax at temperature 0, else seeded temperature/top-p sampling
-    with transformers' own logits warpers."""
-
-    def __init__(self, sampling: Sampling, device: torch.device | str = "cpu") -> None:
-        self.greedy = sampling.greedy
-        self.warpers = LogitsProcessorList()
-        if not self.greedy:
-            self.warpers.append(TemperatureLogitsWarper(sampling.temperature))
-            if sampling.top_p < 1.0:
-                self.warpers.append(TopPLogitsWarper(sampling.top_p))
-        self.generator = torch.Generator(device=device)
-        if sampling.seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(sampling.seed)
-
-    def __call__(self, logits: torch.Tensor) -> int:
-        """The next token id from ``logits`` of shape ``(vocab,)``."""
-        if self.greedy:
-            return int(logits.argmax())
-        scores = self.warpers(None, logits.float().unsqueeze(0))
-        probs = torch.softmax(scores, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=self.generator))
 
 
 @contextmanager
@@ -129,7 +101,7 @@ class TransformersSession:
     def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
         """Yield up to ``sampling.max_tokens`` tokens after ``ids``; each is forwarded only when the
         next is wanted, so closing the iterator early wastes no forward pass."""
-        sampler = Sampler(sampling, device=self.lm.device)
+        sampler = Sampler(sampling, prompt_length=len(ids), device=self.lm.device)
         stop_ids = self.lm.single_token_ids(sampling.stop_tokens)
         if not sampling.ignore_eos:
             stop_ids |= self.lm.eos_token_ids
@@ -137,7 +109,7 @@ class TransformersSession:
         ids = list(ids)
         logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
         for count in range(sampling.max_tokens):
-            token = sampler(logits)
+            token = sampler(logits, ids)
             if token in stop_ids:
                 self.finish_reason = "stop"
                 return

@@ -13,6 +13,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from wsd_llm.backends.transformers.model import TransformersModel, token_probs
+from wsd_llm.backends.transformers.sampler import penalty_processors
 from wsd_llm.sampling import Sampling
 
 # Logits of one scoring pass are rows x kept positions x vocabulary floats; split larger batches.
@@ -69,12 +70,16 @@ def generate_rows(
     ids, mask = pad_left(rows, pad_id(lm), lm.device)
     stop_ids = lm.eos_token_ids | lm.single_token_ids(sampling.stop_tokens)
     options = ({"do_sample": False} if sampling.greedy else
-               {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p})
+               {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "top_k": sampling.top_k})
+    # Every row's written tokens start at the same column after left padding. The repetition
+    # penalty also sees the pad tokens, as transformers' own batched generate does.
+    penalties = penalty_processors(sampling, prompt_length=ids.shape[1])
     criteria = StoppingCriteriaList([StopStrings(lm, ids.shape[1], stops)] if stops else [])
     with lm.lock, torch.inference_mode():
         out = lm.model.generate(ids, attention_mask=mask, max_new_tokens=sampling.max_tokens,
                                 eos_token_id=sorted(stop_ids), pad_token_id=pad_id(lm), stopping_criteria=criteria,
-                                **options)
+                                logits_processor=penalties, **options)
     written = []
     for row in out[:, ids.shape[1] :].tolist():
         end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
