@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from wsd_llm.errors import OptionError
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
@@ -54,6 +54,13 @@ class WSDConfig(BaseModel):
         description="'plain' is the reference [User]/[Assistant] format for a base model; "
         "'chat_template' uses the base tokenizer's template, for an instruct target.",
     )
+    logprobs: bool = Field(
+        False, description="Report each reply token's log-probability under the base model (one extra "
+        "scoring pass over the reply at the end)."
+    )
+    top_logprobs: int = Field(
+        0, ge=0, le=20, description="With logprobs, also the base's most likely tokens at each position."
+    )
     mode: Literal["incremental", "faithful"] = Field(
         "incremental",
         description="'incremental' drafts in chunks and stops drafting when the switch fires; "
@@ -78,6 +85,13 @@ class WSDConfig(BaseModel):
     def _no_empty_stop(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(not s for s in value):
             raise ValueError("stop strings must be non-empty; remove the empty string from `stop`")
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int, info: ValidationInfo) -> int:
+        if value and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs; set logprobs too, or leave top_logprobs at 0")
         return value
 
     @field_validator("switch_policy", mode="before")

@@ -20,7 +20,15 @@ from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
 from wsd_llm.config import WSDConfig
 from wsd_llm.errors import ContextWindowExceeded
 from wsd_llm.messages import Message
-from wsd_llm.results import FinishReason, StreamEvent, Timings, WSDResult, build_result
+from wsd_llm.results import (
+    FinishReason,
+    StreamEvent,
+    Timings,
+    TokenLogprob,
+    TopLogprob,
+    WSDResult,
+    build_result,
+)
 from wsd_llm.text import TextStream, common_prefix_length, cut_at_stop, settled_tokens
 
 
@@ -103,13 +111,13 @@ class WSDRun:
             if not stream.stopped:
                 finish_reason = session.finish_reason or "stop"
         yield from self._emit(stream.update(self.base.decode(draft_ids + continuation), final=True))
-        self.clock.timings.total_s = self.clock.elapsed()
         result = self._result(stream.text, handover, continuation, session, finish_reason)
+        result.timings.total_s = self.clock.elapsed()
         yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
 
     def _result(self, text: str, handover: _Handover, continuation: list[int], session: TargetSession,
                 finish_reason: FinishReason) -> WSDResult:
-        return build_result(
+        result = build_result(
             self.base.decode,
             text=text,
             kept=handover.draft_ids,
@@ -126,6 +134,26 @@ class WSDRun:
             base_model=self.base.name,
             timings=self.clock.timings,
         )
+        if self.config.logprobs:
+            result.logprobs = self._logprobs(session, handover, continuation, result)
+        return result
+
+    def _logprobs(self, session: TargetSession, handover: _Handover, continuation: list[int],
+                  result: WSDResult) -> list[TokenLogprob]:
+        """The reply's tokens scored by the base in one pass (its cache holds most of them already)."""
+        if not hasattr(session, "logprobs"):
+            raise TypeError(f"the base {self.base.name} cannot report logprobs: its session has no "
+                            "logprobs(ids, start, top) method; call without logprobs")
+        reply = handover.draft_ids[: result.draft_tokens] + continuation[: result.base_tokens]
+        prompt = handover.scored[: handover.prompt_length]
+        with self.clock.phase("check_s"):
+            scored = session.logprobs(prompt + reply, len(prompt), self.config.top_logprobs)
+        return [
+            TokenLogprob(token=self.base.decode([token]), logprob=logprob,
+                         source="draft" if index < result.draft_tokens else "base",
+                         top_logprobs=[TopLogprob(token=text, logprob=value) for text, value in top])
+            for index, (token, (logprob, top)) in enumerate(zip(reply, scored))
+        ]
 
     def _draft_and_check(
         self,

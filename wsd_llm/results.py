@@ -27,6 +27,28 @@ class Timings(BaseModel):
     total_s: float = 0.0
 
 
+class TopLogprob(BaseModel):
+    """A token the base model could have written at a position, with its log-probability."""
+
+    token: str
+    logprob: float = Field(description="Natural log of the base model's probability.")
+
+
+class TokenLogprob(BaseModel):
+    """One token of the reply with its log-probability under the base model.
+
+    The accepted draft's tokens are scored by the base like the continuation's, so a reply's
+    logprobs show how much the base agreed with what it kept (OpenAI's ``logprobs.content``).
+    """
+
+    token: str = Field(description="The token's text (base tokenizer).")
+    logprob: float = Field(description="Natural log of the base model's probability of the token, before "
+                                       "any temperature or penalty.")
+    source: Source = Field(description="Which model wrote the token.")
+    top_logprobs: list[TopLogprob] = Field(default_factory=list, description="The base's most likely tokens "
+                                           "at this position, most likely first (``top_logprobs`` of them).")
+
+
 class WSDResult(BaseModel):
     """The reply and the switch statistics of one WSD run.
 
@@ -51,6 +73,8 @@ class WSDResult(BaseModel):
     draft_model: str
     base_model: str
     timings: Timings
+    logprobs: list[TokenLogprob] | None = Field(
+        None, description="Each reply token under the base model, when asked for (``logprobs=True``).")
 
     @property
     def completion_tokens(self) -> int:
@@ -61,6 +85,19 @@ class WSDResult(BaseModel):
         """Token counts in the OpenAI ``usage`` shape, which most token counters read."""
         return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+    def openai_logprobs(self) -> dict[str, Any] | None:
+        """``logprobs`` in OpenAI's chat shape (``{"content": [{"token", "logprob", "bytes",
+        "top_logprobs"}]}``, what ``ChatOpenAI`` puts in ``response_metadata``), or None when not asked."""
+        if self.logprobs is None:
+            return None
+
+        def entry(token: str, logprob: float) -> dict[str, Any]:
+            return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+        return {"content": [{**entry(item.token, item.logprob),
+                             "top_logprobs": [entry(top.token, top.logprob) for top in item.top_logprobs]}
+                            for item in self.logprobs]}
 
     def stats(self) -> dict[str, Any]:
         """The switch statistics every face reports, as plain JSON.

@@ -77,6 +77,7 @@ class _Reply:
                 **result.stats(),
                 "model_name": self.model_name,
                 "finish_reason": "tool_calls" if call else result.finish_reason,
+                **({"logprobs": result.openai_logprobs()} if result.logprobs is not None else {}),
             },
         )
         return [last] if call else [*self.held, last]
@@ -212,6 +213,9 @@ class ChatWSD(BaseChatModel):
          'draft_chars': 30, 'base_chars': 1, 'timings': {'draft_s': ..., 'total_s': ...},
          'model_name': 'wsd:SmolLM2-135M-Instruct+gemma-3-270m'}
         ```
+
+        With ``logprobs=True`` (``llm.bind(logprobs=True, top_logprobs=3)``), ``response_metadata["logprobs"]``
+        holds every reply token under the base model, in ``ChatOpenAI``'s shape (``{"content": [...]}``).
 
     Token usage:
         In base-model tokens: the prompt, and the reply's kept draft plus base tokens.

@@ -183,3 +183,15 @@ def test_construction_is_lazy_and_checks_options(tiny_pipe):
         ChatWSD(wsd_options={"gamma": 2})
     with pytest.raises(ValueError, match="either `pipeline` or `draft`/`base`"):
         ChatWSD(pipeline=tiny_pipe, draft="x")
+
+
+def test_logprobs_come_in_chat_openai_shape_when_asked(llm):
+    reply = llm.bind(logprobs=True, top_logprobs=2).invoke("Hello")
+    content = reply.response_metadata["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == reply.content
+    assert len(content) == reply.usage_metadata["output_tokens"]
+    assert all(len(entry["top_logprobs"]) == 2 and entry["logprob"] <= 0 for entry in content)
+    chunks = list(llm.stream("Hello", logprobs=True))
+    assert chunks[-1].response_metadata["logprobs"]["content"] == [{**entry, "top_logprobs": []}
+                                                                   for entry in content]
+    assert "logprobs" not in llm.invoke("Hello").response_metadata

@@ -269,3 +269,13 @@ def test_bad_input_is_refused_with_a_clear_message(small_pipe, tiny_draft, tiny_
         tiny_llm.complete(PROMPT, temprature=0.5)
     with pytest.raises(ValueError, match="last message must come from the user"):
         tiny_llm.chat(CHAT[:3])
+
+
+def test_chat_responses_carry_logprobs_when_asked(small_pipe):
+    expected = small_pipe.generate(CHAT_TURNS, logprobs=True, top_logprobs=1)
+    llm = WSDLLM(pipeline=small_pipe, logprobs=True, top_logprobs=1)
+    for response in (llm.chat(CHAT), list(llm.stream_chat(CHAT))[-1]):
+        assert [[p.token for p in token] for token in response.logprobs] == [
+            [t.token, t.top_logprobs[0].token] for t in expected.logprobs]
+        assert response.raw["logprobs"] == expected.openai_logprobs()
+    assert WSDLLM(pipeline=small_pipe).chat(CHAT).logprobs is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -170,3 +171,24 @@ def test_usage_counts_the_tokens_of_the_returned_text_not_the_cut_stop_string(re
     assert result.text == "The eternal quest for"
     assert result.completion_tokens == len(real_pipe.base.encode(result.text))
     assert result.usage()["completion_tokens"] == result.completion_tokens
+
+
+def test_logprobs_score_the_kept_draft_as_the_switch_did_and_the_greedy_base_picks_its_top(real_pipe):
+    result = real_pipe.generate("Give me three tips for learning Python.", gamma=0.5, logprobs=True, top_logprobs=1)
+    assert result.switched and result.base_tokens > 0
+    assert "".join(entry.token for entry in result.logprobs) == result.text
+    drafted, written = result.logprobs[: result.draft_tokens], result.logprobs[result.draft_tokens :]
+    assert {entry.source for entry in drafted} == {"draft"} and {entry.source for entry in written} == {"base"}
+    # One pass over the whole reply gives what the switch rule saw chunk by chunk.
+    assert [math.exp(entry.logprob) for entry in drafted] == pytest.approx(result.probs[: result.draft_tokens],
+                                                                        rel=1e-3, abs=1e-5)
+    # The base continues greedily: every token it wrote is its own most likely one.
+    assert all(entry.top_logprobs[0].token == entry.token for entry in written)
+
+
+def test_a_repetition_penalty_changes_only_the_base_part(real_pipe):
+    plain = real_pipe.generate("How do I stay focused?", gamma=0.3, max_new_tokens=48)
+    penalised = real_pipe.generate("How do I stay focused?", gamma=0.3, max_new_tokens=48,
+                                   base_repetition_penalty=1.3)
+    assert plain.switched and (penalised.draft_text, penalised.switch_index) == (plain.draft_text, plain.switch_index)
+    assert penalised.base_text != plain.base_text

@@ -76,8 +76,8 @@ def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"function_call": "auto"}, "function_call"),
     ({"response_format": {"type": "json_object"}}, "response_format"),
-    ({"logprobs": True}, "logprobs"),
-    ({"top_logprobs": 3}, "top_logprobs"),
+    ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
     ({"n": 2}, "n"),
     ({"logit_bias": {"42": 5}}, "logit_bias"),
     ({"modalities": ["text", "audio"]}, "modalities"),
@@ -102,6 +102,25 @@ def test_penalties_and_base_sampling_reach_the_base_continuation(client, tiny_pi
         model="wsd", messages=MESSAGES, max_tokens=12, frequency_penalty=1.0, presence_penalty=0.5, seed=3,
         extra_body={"repetition_penalty": 1.5, "top_k": 5, "base_temperature": 0.7, "base_top_p": 0.9})
     assert reply.choices[0].message.content == expected.text
+
+
+def test_logprobs_cover_the_reply_under_the_base_in_both_shapes(client, tiny_pipe):
+    expected = tiny_pipe.generate(MESSAGES, max_new_tokens=12, logprobs=True, top_logprobs=2)
+    reply = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12, logprobs=True,
+                                           top_logprobs=2)
+    content = reply.choices[0].logprobs.content
+    assert "".join(entry.token for entry in content) == reply.choices[0].message.content == expected.text
+    assert [entry.logprob for entry in content] == pytest.approx([t.logprob for t in expected.logprobs], abs=1e-4)
+    assert all(len(entry.top_logprobs) == 2 and entry.top_logprobs[0].logprob >= entry.logprob - 1e-4
+               for entry in content)
+    chunks = list(client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12, logprobs=True,
+                                                 stream=True))
+    streamed = [entry for chunk in chunks if chunk.choices and chunk.choices[0].logprobs
+                for entry in chunk.choices[0].logprobs.content]
+    assert [entry.token for entry in streamed] == [entry.token for entry in content]
+    assert reply.usage.completion_tokens == len(content)
+    plain = client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=12)
+    assert plain.choices[0].logprobs is None
 
 
 @pytest.mark.parametrize(("fields", "param"), [

@@ -72,6 +72,15 @@ class TargetSession(Protocol):
         """
         ...
 
+    def logprobs(self, ids: Sequence[int], start: int, top: int) -> list[tuple[float, list[tuple[str, float]]]]:
+        """``log P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, each with the ``top`` most likely
+        tokens at that position as ``(text, logprob)``, most likely first.
+
+        Raises:
+            ValueError: ``start < 1``.
+        """
+        ...
+
 
 @runtime_checkable
 class TargetModel(Protocol):

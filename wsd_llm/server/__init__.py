@@ -10,22 +10,23 @@ that the library's other faces report; anything else is a 404 ``model_not_found`
 ``max_tokens``/``max_completion_tokens`` (up to the server's ``--max-tokens``), ``temperature``
 and ``top_p`` (the draft's sampling), ``frequency_penalty`` and ``presence_penalty`` (the base's
 continuation), ``seed`` (both samplers), ``stop``, ``stream``, ``stream_options.include_usage``
-(usage in an extra last chunk with no choices, and only then), vLLM's extra sampling fields
-``repetition_penalty`` and ``top_k`` (the base's continuation), and WSD's own ``gamma``,
+(usage in an extra last chunk with no choices, and only then), ``logprobs`` and ``top_logprobs``
+(every reply token under the base model, draft part included; a stream sends them in the chunk
+that carries ``finish_reason``, as they are computed once the reply is whole), vLLM's extra
+sampling fields ``repetition_penalty`` and ``top_k`` (the base's continuation), and WSD's own ``gamma``,
 ``window``, ``max_draft_tokens`` (up to the server's), ``base_temperature`` and ``base_top_p``
 (the base's continuation; it is greedy unless ``base_temperature`` > 0).
 
 Accepted and not used, as they change nothing about a text reply: ``user``, ``metadata``,
 ``store``, ``safety_identifier``, ``prompt_cache_key``, ``service_tier``,
 ``parallel_tool_calls``, a message's ``name`` and ``annotations``, and the "off" values of the
-refused fields below (``logprobs: false``, ``n: 1``, ``tools: []``, ``tool_choice: "none"``,
+refused fields below (``n: 1``, ``tools: []``, ``tool_choice: "none"``,
 ``response_format: {"type": "text"}``...).
 
 Refused with a 400 ``invalid_request_error`` whose ``param`` names the field: ``tools``,
-``tool_choice``, ``functions``, ``function_call``, ``response_format`` (JSON modes),
-``logprobs``, ``top_logprobs``, ``n`` > 1, ``logit_bias``, ``audio``/``modalities``,
-``prediction``, ``web_search_options``, ``reasoning_effort``, ``verbosity``; tool-loop history (assistant ``tool_calls``, ``tool``
-messages); non-text content parts; any field OpenAI does not define; text holding a lone
+``tool_choice``, ``functions``, ``function_call``, ``response_format`` (JSON modes), ``n`` > 1,
+``logit_bias``, ``audio``/``modalities``, ``prediction``, ``web_search_options``,
+``reasoning_effort``, ``verbosity``; tool-loop history (assistant ``tool_calls``, ``tool`` messages); non-text content parts; any field OpenAI does not define; text holding a lone
 surrogate (``\\ud800``: not valid Unicode); a conversation longer than either model's context
 (checked before any work, and before a stream starts).
 

@@ -94,8 +94,6 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "functions": (_off([]), _TOOLS),
     "function_call": (_off("none"), _TOOLS),
     "response_format": (_off({"type": "text"}), "structured output is not supported yet; send type text"),
-    "logprobs": (_off(False), "logprobs are not supported yet"),
-    "top_logprobs": (_off(0), "logprobs are not supported yet"),
     "n": (_off(1), "only n=1 is supported: one reply per request"),
     "logit_bias": (_off({}), "logit_bias is not supported; leave it out"),
     "modalities": (_off(["text"]), _OUTPUT),
@@ -186,6 +184,8 @@ class ChatRequest(BaseModel):
     stop: list[str] | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
+    logprobs: bool | None = Field(None, description="Each reply token's log-probability under the base model.")
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="The base's most likely tokens per position.")
     # WSD's own settings.
     gamma: float | None = None
     window: int | None = None
@@ -209,8 +209,6 @@ class ChatRequest(BaseModel):
     functions: Any = None
     function_call: Any = None
     response_format: Any = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
     n: int | None = None
     logit_bias: Any = None
     modalities: Any = None
@@ -283,7 +281,8 @@ class ChatRequest(BaseModel):
                 "max_draft_tokens": self.max_draft_tokens, "base_temperature": self.base_temperature,
                 "base_top_p": self.base_top_p, "base_top_k": self.top_k,
                 "base_repetition_penalty": self.repetition_penalty,
-                "base_frequency_penalty": self.frequency_penalty, "base_presence_penalty": self.presence_penalty}
+                "base_frequency_penalty": self.frequency_penalty, "base_presence_penalty": self.presence_penalty,
+                "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
 
     @property
     def include_usage(self) -> bool:
@@ -329,6 +328,28 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class TopLogprobEntry(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class LogprobEntry(TopLogprobEntry):
+    top_logprobs: list[TopLogprobEntry]
+
+
+class ChoiceLogprobs(BaseModel):
+    """OpenAI's ``choices[].logprobs``: one entry per reply token, under the base model."""
+
+    content: list[LogprobEntry]
+    refusal: None = None
+
+    @classmethod
+    def of(cls, result: WSDResult) -> ChoiceLogprobs | None:
+        logprobs = result.openai_logprobs()
+        return None if logprobs is None else cls.model_validate(logprobs)
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
@@ -337,7 +358,7 @@ class AssistantMessage(BaseModel):
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason
 
 
@@ -361,7 +382,7 @@ class Delta(BaseModel):
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: FinishReason | None = None
 
 
@@ -401,17 +422,20 @@ class Reply:
         self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
 
     def completion(self, result: WSDResult) -> ChatCompletion:
-        choice = Choice(message=AssistantMessage(content=result.text), finish_reason=result.finish_reason)
+        choice = Choice(message=AssistantMessage(content=result.text), finish_reason=result.finish_reason,
+                        logprobs=ChoiceLogprobs.of(result))
         return ChatCompletion(id=self.id, created=self.created, model=self.model, choices=[choice],
                               usage=Usage(**result.usage()), wsd=result.stats())
 
-    def chunk(self, delta: Delta, finish: FinishReason | None = None, **fields: Any) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=self.id, created=self.created, model=self.model,
-                                   choices=[ChunkChoice(delta=delta, finish_reason=finish)], **fields)
+    def chunk(self, delta: Delta, finish: FinishReason | None = None, logprobs: ChoiceLogprobs | None = None,
+              **fields: Any) -> ChatCompletionChunk:
+        choice = ChunkChoice(delta=delta, finish_reason=finish, logprobs=logprobs)
+        return ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[choice], **fields)
 
     def finish(self, result: WSDResult) -> ChatCompletionChunk:
-        """The chunk that ends the choice: its finish reason and the switch statistics, no usage."""
-        return self.chunk(Delta(), result.finish_reason, wsd=result.stats())
+        """The chunk that ends the choice: its finish reason, the switch statistics, no usage, and the
+        reply's logprobs when asked (they are computed once the reply is whole)."""
+        return self.chunk(Delta(), result.finish_reason, ChoiceLogprobs.of(result), wsd=result.stats())
 
     def usage(self, result: WSDResult) -> ChatCompletionChunk:
         """OpenAI's extra last chunk for ``stream_options.include_usage``: no choices, the usage."""

@@ -45,6 +45,14 @@ class RemoteSession:
         self.forwarded_tokens += len(ids)
         return self.lm.prompt_probs(ids, start)
 
+    def logprobs(self, ids: Sequence[int], start: int, top: int) -> list[tuple[float, list[tuple[str, float]]]]:
+        if start < 1:
+            raise ValueError("the first scored token needs at least one token before it")
+        if len(ids) <= start:
+            return []
+        self.forwarded_tokens += len(ids)
+        return self.lm.prompt_logprobs(ids, start, top)
+
     def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
         """Stream the server's continuation of ``ids``, re-encoded to ids with the local tokenizer.
 
@@ -88,32 +96,49 @@ class RemoteBase(RemoteModel):
             return [len(self.tokenizer.decode(list(ids[:j]), skip_special_tokens=not with_special))
                     for j in range(start, len(ids) + 1)]
 
-    def _echo(self, text: str) -> dict[str, Any]:
-        return self.completion(text, echo=True, logprobs=1, max_tokens=1)
+    def _echo(self, text: str, top: int = 1) -> dict[str, Any]:
+        return self.completion(text, echo=True, logprobs=top, max_tokens=1)
 
-    def prompt_probs(self, ids: Sequence[int], start: int) -> list[float]:
-        """``P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, from one echo request."""
-        logprobs = field(self._echo(self.server_text(ids)), "choices", 0, "logprobs", where=self.where)
+    def _echoed(self, ids: Sequence[int], start: int, top: int = 1) -> tuple[dict[str, Any], list[int]]:
+        """One echo request for ``ids``: the answer's ``logprobs`` and, for each of ``ids[start:]``,
+        the index of its entry there."""
+        logprobs = field(self._echo(self.server_text(ids), top), "choices", 0, "logprobs", where=self.where)
         offsets = field(logprobs, "text_offset", where=self.where)
         values = field(logprobs, "token_logprobs", where=self.where)
         if not isinstance(offsets, list) or not isinstance(values, list) or len(offsets) != len(values):
             raise RemoteResponseError(f"{self.where} answered logprobs.text_offset and token_logprobs "
                                       "of different lengths")
         # A token is identified by the span it covers; the last echoed entry is the generated token.
-        spans = {(offsets[i], offsets[i + 1]): values[i] for i in range(len(offsets) - 1)}
+        spans = {(offsets[i], offsets[i + 1]): i for i in range(len(offsets) - 1)}
         local = self._offsets(ids, start, with_special=False)
         if any(span not in spans for span in zip(local, local[1:])):
             local = self._offsets(ids, start, with_special=True)
-        probs = []
+        entries = []
         for j, span in enumerate(zip(local, local[1:])):
-            value = spans.get(span)
-            if value is None:
+            if span not in spans:
                 raise RemoteResponseError(
                     f"{self.where} returned no log-probability for the token at characters {span[0]}-{span[1]} "
                     f"({self.decode(ids[start + j: start + j + 1])!r}): the server tokenizes the text "
                     "differently from the local tokenizer; pass the tokenizer of the model the server runs")
-            probs.append(_exp(value))
-        return probs
+            entries.append(spans[span])
+        return logprobs, entries
+
+    def prompt_probs(self, ids: Sequence[int], start: int) -> list[float]:
+        """``P(ids[j] | ids[:j])`` for ``start <= j < len(ids)``, from one echo request."""
+        logprobs, entries = self._echoed(ids, start)
+        return [_exp(logprobs["token_logprobs"][i]) for i in entries]
+
+    def prompt_logprobs(self, ids: Sequence[int], start: int, top: int
+                        ) -> list[tuple[float, list[tuple[str, float]]]]:
+        """``log P(ids[j] | ids[:j])`` for ``start <= j < len(ids)`` with the server's ``top`` most likely
+        tokens at each position (its echoed ``top_logprobs``), from one echo request."""
+        logprobs, entries = self._echoed(ids, start, max(top, 1))
+        tops = logprobs.get("top_logprobs") or [None] * len(logprobs["token_logprobs"])
+        result = []
+        for i in entries:
+            alternatives = sorted((tops[i] or {}).items(), key=lambda item: -item[1])[:top]
+            result.append((_logprob(logprobs["token_logprobs"][i]), alternatives))
+        return result
 
     def probe(self) -> None:
         """Check that the server returns prompt log-probabilities, and that they are aligned.
@@ -158,7 +183,11 @@ class RemoteBase(RemoteModel):
         logger.info("%s scores prompts (server adds BOS: %s)", self.where, self.server_adds_bos)
 
 
-def _exp(logprob: float | None) -> float:
-    if logprob is None:
+def _logprob(value: float | None) -> float:
+    if value is None:
         raise RemoteResponseError("the server returned a null log-probability for a scored token")
-    return math.exp(logprob)
+    return float(value)
+
+
+def _exp(logprob: float | None) -> float:
+    return math.exp(_logprob(logprob))

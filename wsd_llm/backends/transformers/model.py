@@ -88,15 +88,30 @@ class TransformersSession:
         self.forwarded_tokens += len(new)
         return logits
 
-    def score(self, ids: Sequence[int], start: int) -> list[float]:
+    def _scoring_logits(self, ids: Sequence[int], start: int) -> torch.Tensor | None:
+        """Logits predicting ``ids[start:]`` (``(len(ids) - start, vocab)``); None when there are none."""
         if start < 1:
             raise ValueError("the first scored token needs at least one token before it")
         count = len(ids) - start
         if count <= 0:
-            return []
+            return None
         # Token j is scored by the logits at j - 1, so the last id never needs a forward pass.
-        logits = self._advance(ids[:-1], reuse=start - 1, rows=count)
-        return token_probs(logits, ids[start:])
+        return self._advance(ids[:-1], reuse=start - 1, rows=count)
+
+    def score(self, ids: Sequence[int], start: int) -> list[float]:
+        logits = self._scoring_logits(ids, start)
+        return [] if logits is None else token_probs(logits, ids[start:])
+
+    def logprobs(self, ids: Sequence[int], start: int, top: int) -> list[tuple[float, list[tuple[str, float]]]]:
+        logits = self._scoring_logits(ids, start)
+        if logits is None:
+            return []
+        log_probs = logits.float().log_softmax(-1)
+        chosen = log_probs.gather(-1, torch.tensor(ids[start:], device=log_probs.device).unsqueeze(-1))
+        values, indices = log_probs.topk(top, dim=-1)
+        alternatives = [[(self.lm.decode([token]), value) for token, value in zip(row_ids, row_values)]
+                        for row_ids, row_values in zip(indices.tolist(), values.tolist())]
+        return list(zip(chosen.squeeze(-1).tolist(), alternatives))
 
     def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
         """Yield up to ``sampling.max_tokens`` tokens after ``ids``; each is forwarded only when the

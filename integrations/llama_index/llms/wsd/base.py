@@ -32,6 +32,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    LogProb,
     MessageRole,
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -71,7 +72,8 @@ _PROBES = (
     "0x7f3a9c2e 0xdeadbeef 3f8a1c9e-47b2-4c1d-9e6f-2a7b8c9d0e1f",
 )
 # The fields that are WSDConfig options.
-_FIELDS = ("max_new_tokens", "max_draft_tokens", "temperature", "top_p", "seed", "gamma", "window", "stop")
+_FIELDS = ("max_new_tokens", "max_draft_tokens", "temperature", "top_p", "seed", "gamma", "window", "stop",
+           "logprobs", "top_logprobs")
 # Model tokens kept for the markup both models wrap around the messages (SmolLM2's chat template
 # adds 30 tokens to a one-message conversation, about 6 for each further turn).
 _MARKUP_RESERVE = 64
@@ -103,8 +105,19 @@ def to_conversation(messages: Sequence[ChatMessage]) -> list[Message]:
 
 def result_raw(result: WSDResult) -> dict[str, Any]:
     """The reply and its switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters."""
-    return {"text": result.text, "draft_text": result.draft_text, "base_text": result.base_text,
-            **result.stats(), "usage": result.usage()}
+    raw = {"text": result.text, "draft_text": result.draft_text, "base_text": result.base_text,
+           **result.stats(), "usage": result.usage()}
+    if result.logprobs is not None:
+        raw["logprobs"] = result.openai_logprobs()
+    return raw
+
+
+def _logprobs(raw: dict[str, Any]) -> list[list[LogProb]] | None:
+    """LlamaIndex's ``logprobs``: per reply token, the token itself then the base's top alternatives."""
+    if "logprobs" not in raw:
+        return None
+    return [[LogProb(token=entry["token"], logprob=entry["logprob"], bytes=entry["bytes"]),
+             *(LogProb(**top) for top in entry["top_logprobs"])] for entry in raw["logprobs"]["content"]]
 
 
 class _Chunker:
@@ -139,7 +152,8 @@ def _completion(chunk: Chunk) -> CompletionResponse:
 
 def _chat(chunk: Chunk) -> ChatResponse:
     text, delta, raw = chunk
-    return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, raw=raw)
+    return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, raw=raw,
+                        logprobs=_logprobs(raw))
 
 
 class WSDLLM(CustomLLM):
@@ -175,6 +189,9 @@ class WSDLLM(CustomLLM):
     stop: list[str] = Field(
         default_factory=list, description="Stop strings, added to the pipeline's; the reply ends before them."
     )
+    logprobs: bool | None = Field(None, description="Chat responses carry each reply token's log-probability "
+                                  "under the base model (then its top_logprobs alternatives).")
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="Alternatives per token, with logprobs.")
     generate_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Other WSDConfig settings (base_format, mode, chunk_size...)."
     )
