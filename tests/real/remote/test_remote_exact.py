@@ -4,6 +4,7 @@ local (converted safetensors) models: probabilities, switch index, mixed setups,
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
@@ -118,3 +119,16 @@ def test_probe_refuses_a_server_without_prompt_logprobs(real_pipe):
     with llama_server(packaged.draft_gguf(), "--logits_all", "false") as url:
         with pytest.raises(RemoteCapabilityError, match="logits_all"):
             RemoteBase(url + "/v1", real_pipe.draft.tokenizer, context_window=2048)
+
+
+def test_remote_logprobs_match_the_local_base(remote_base, real_pipe):
+    ids, start = scored_draft(real_pipe, PROMPTS[0])
+    local = real_pipe.base.open_session().logprobs(ids, start, top=3)
+    remote = remote_base.open_session().logprobs(ids, start, top=3)
+    assert len(remote) == len(local) == len(ids) - start
+    assert [math.exp(r) for r, _ in remote] == pytest.approx([math.exp(l) for l, _ in local], abs=0.15)
+    assert all(len(top) == 3 and [v for _, v in top] == sorted((v for _, v in top), reverse=True)
+               for _, top in remote)
+    # The most likely token agrees wherever the local base is sure of it.
+    sure = [(r, l) for (_, r), (_, l) in zip(remote, local) if math.exp(l[0][1]) > 0.5]
+    assert sure and all(r[0][0] == l[0][0] for r, l in sure)
