@@ -48,9 +48,12 @@ def tiny_draft_tokenizer() -> PreTrainedTokenizerFast:
                                    chat_template=CHAT_TEMPLATE)
 
 
-def tiny_base_tokenizer() -> PreTrainedTokenizerFast:
-    """Metaspace BPE without a chat template, like Gemma's base tokenizer."""
-    raw = _train(pre_tokenizers.Metaspace(), decoders.Metaspace(), 300, ["<pad>", "<eos>", "<bos>"])
+def tiny_base_tokenizer(gemma_decoder: bool = False) -> PreTrainedTokenizerFast:
+    """Metaspace BPE without a chat template, like Gemma's base tokenizer. ``gemma_decoder`` decodes
+    with Gemma's own decoder sequence (what llguidance reads) instead of a Metaspace decoder."""
+    decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                 decoders.Strip(" ", 1, 0)]) if gemma_decoder else decoders.Metaspace()
+    raw = _train(pre_tokenizers.Metaspace(), decoder, 300, ["<pad>", "<eos>", "<bos>"])
     return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
 
 

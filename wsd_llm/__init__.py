@@ -14,13 +14,15 @@ if TYPE_CHECKING:
     from wsd_llm.backends.transformers.conversion import cache_home
     from wsd_llm.backends.transformers.model import TransformersModel
     from wsd_llm.config import WSDConfig
+    from wsd_llm.constraints import Constraint
     from wsd_llm.messages import Message, normalize_messages
     from wsd_llm.pipeline import WSDPipeline
     from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
-    from wsd_llm.results import StreamEvent, Timings, WSDResult
+    from wsd_llm.results import StreamEvent, Timings, TokenLogprob, WSDResult
     from wsd_llm.sampling import Sampling
 
 _EXPORTS = {
+    "Constraint": "wsd_llm.constraints",
     "DraftModel": "wsd_llm.backends.protocols",
     "TargetModel": "wsd_llm.backends.protocols",
     "TargetSession": "wsd_llm.backends.protocols",
@@ -30,6 +32,7 @@ _EXPORTS = {
     "StreamEvent": "wsd_llm.results",
     "SwitchPolicy": "wsd_llm.policies",
     "Timings": "wsd_llm.results",
+    "TokenLogprob": "wsd_llm.results",
     "TransformersModel": "wsd_llm.backends.transformers.model",
     "WSDConfig": "wsd_llm.config",
     "WSDPipeline": "wsd_llm.pipeline",
@@ -38,6 +41,7 @@ _EXPORTS = {
     "normalize_messages": "wsd_llm.messages",
 }
 __all__ = [
+    "Constraint",
     "DraftModel",
     "GeometricMeanWindow",
     "Message",
@@ -47,6 +51,7 @@ __all__ = [
     "TargetModel",
     "TargetSession",
     "Timings",
+    "TokenLogprob",
     "TransformersModel",
     "WSDConfig",
     "WSDPipeline",

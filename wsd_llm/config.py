@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from wsd_llm.constraints import Constraint
 from wsd_llm.errors import OptionError
 from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
 from wsd_llm.prompts import INSTRUCT_STOPS, BaseFormat
@@ -61,6 +62,10 @@ class WSDConfig(BaseModel):
     top_logprobs: int = Field(
         0, ge=0, le=20, description="With logprobs, also the base's most likely tokens at each position."
     )
+    constraint: Constraint | None = Field(
+        None, description="What the whole reply must match (wsd_llm.constraints.Constraint: a JSON schema, "
+        "any JSON object, a regex or a grammar); needs local models."
+    )
     mode: Literal["incremental", "faithful"] = Field(
         "incremental",
         description="'incremental' drafts in chunks and stops drafting when the switch fires; "
@@ -94,6 +99,20 @@ class WSDConfig(BaseModel):
             raise ValueError("top_logprobs needs logprobs; set logprobs too, or leave top_logprobs at 0")
         return value
 
+    @field_validator("constraint", mode="before")
+    @classmethod
+    def _as_constraint(cls, value: Any) -> Any:
+        """Accept an OpenAI ``response_format``, a JSON schema dict or a pydantic model class too."""
+        if value is None or isinstance(value, Constraint):
+            return value
+        if isinstance(value, dict) and value.get("type") in ("text", "json_object", "json_schema") \
+                and set(value) <= {"type", "json_schema"}:
+            return Constraint.from_response_format(value)
+        if isinstance(value, (dict, type)):
+            return Constraint.json_schema(value)
+        raise ValueError("constraint must be a wsd_llm.Constraint, an OpenAI response_format, a JSON schema "
+                         f"(dict) or a pydantic model class, got {type(value).__name__}")
+
     @field_validator("switch_policy", mode="before")
     @classmethod
     def _policy_is_a_policy(cls, value: Any) -> Any:
@@ -113,15 +132,17 @@ class WSDConfig(BaseModel):
         """How the draft writes: ``max_draft_tokens``, ``temperature``, ``top_p``, ``seed``, and the
         end-of-turn markers of instruct models as stop tokens (the reference's ``inference/draft.py``)."""
         return Sampling(max_tokens=self.max_draft_tokens, temperature=self.temperature, top_p=self.top_p,
-                        seed=self.seed, stop_tokens=INSTRUCT_STOPS)
+                        seed=self.seed, stop_tokens=INSTRUCT_STOPS, constraint=self.constraint)
 
-    def base_sampling(self, max_tokens: int) -> Sampling:
+    def base_sampling(self, max_tokens: int, accepted: int = 0) -> Sampling:
         """How the base continues after the switch: the ``base_*`` settings and ``seed``; by default
-        greedily and without penalties (the reference's ``inference/target.py``)."""
+        greedily and without penalties (the reference's ``inference/target.py``). ``accepted`` is the
+        number of draft tokens (base tokens) the reply already holds, which the constraint has to read."""
         return Sampling(max_tokens=max_tokens, temperature=self.base_temperature, top_p=self.base_top_p,
                         top_k=self.base_top_k, repetition_penalty=self.base_repetition_penalty,
                         frequency_penalty=self.base_frequency_penalty,
-                        presence_penalty=self.base_presence_penalty, seed=self.seed)
+                        presence_penalty=self.base_presence_penalty, seed=self.seed,
+                        constraint=self.constraint, constraint_prefix=accepted)
 
     def updated(self, **overrides: Any) -> WSDConfig:
         """A validated copy with per-call overrides applied (None values are ignored).

@@ -10,6 +10,8 @@ is the whole draft, which is the reference's draft-then-check order.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from wsd_llm import prompts
 from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
 from wsd_llm.config import WSDConfig
-from wsd_llm.errors import ContextWindowExceeded
+from wsd_llm.errors import ContextWindowExceeded, OptionError
 from wsd_llm.messages import Message
 from wsd_llm.results import (
     FinishReason,
@@ -87,6 +89,7 @@ class WSDRun:
         base_prompt = prompts.base_prompt(self.base, self.messages, config.base_format)
         prompt_length = len(self.base.encode(base_prompt))
         self._check_fits(draft_prompt, prompt_length)
+        self._check_constraint()
         session = self.base.open_session()
         stream = TextStream(self.reply_stops, self.markers)
         drafts = self.draft.stream_draft(draft_prompt, config.draft_sampling())
@@ -103,7 +106,7 @@ class WSDRun:
         finish_reason: FinishReason = "stop" if stream.stopped or budget > 0 else "length"
         if not stream.stopped and budget > 0:
             with self.clock.phase("continue_s"):
-                for token in session.generate(handover.accepted, config.base_sampling(budget)):
+                for token in session.generate(handover.accepted, config.base_sampling(budget, len(draft_ids))):
                     continuation.append(token)
                     yield from self._emit(stream.update(self.base.decode(draft_ids + continuation)))
                     if stream.stopped:
@@ -136,6 +139,10 @@ class WSDRun:
         )
         if self.config.logprobs:
             result.logprobs = self._logprobs(session, handover, continuation, result)
+        constraint = self.config.constraint
+        if constraint is not None and constraint.schema is not None and finish_reason == "stop":
+            with contextlib.suppress(ValueError):  # only a stop string of the caller's can cut it short
+                result.parsed = json.loads(text)
         return result
 
     def _logprobs(self, session: TargetSession, handover: _Handover, continuation: list[int],
@@ -215,6 +222,19 @@ class WSDRun:
         is too long for the draft or the base."""
         base_prompt = prompts.base_prompt(self.base, self.messages, self.config.base_format)
         self._check_fits(prompts.draft_prompt(self.draft, self.messages), len(self.base.encode(base_prompt)))
+        self._check_constraint()
+
+    def _check_constraint(self) -> None:
+        """Both models must be able to decode under the config's constraint (``check_constraint``)."""
+        if self.config.constraint is None:
+            return
+        for role, model in (("draft", self.draft), ("base", self.base)):
+            check = getattr(model, "check_constraint", None)
+            if check is None:
+                raise OptionError(f"the {role} model {model.name} cannot write under a constraint (only local "
+                                  "transformers models can yet); drop the constraint or use local models",
+                                  option="constraint")
+            check(self.config.constraint)
 
     def _check_fits(self, draft_prompt: str, base_prompt_tokens: int) -> None:
         draft_tokens = self.draft.count_tokens(draft_prompt)

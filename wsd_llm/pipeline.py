@@ -164,8 +164,8 @@ class WSDPipeline:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if batch_size == 1:
             return [self.generate(messages, **options) for messages in tqdm(checked, disable=not show_progress)]
-        if config.logprobs:
-            raise ValueError("logprobs are computed per request: use batch_size=1 with logprobs=True")
+        if config.logprobs or config.constraint:
+            raise ValueError("logprobs and constraints work per request: use batch_size=1 with them")
         if not isinstance(self.base, BatchedTarget):
             raise TypeError(f"batch_size > 1 needs a base model that runs batches (a local TransformersModel), "
                             f"not {type(self.base).__name__}; use batch_size=1")

@@ -75,6 +75,8 @@ class WSDResult(BaseModel):
     timings: Timings
     logprobs: list[TokenLogprob] | None = Field(
         None, description="Each reply token under the base model, when asked for (``logprobs=True``).")
+    parsed: Any = Field(None, description="The reply's JSON value under a JSON constraint (schema or object); "
+                        "None without one, or when the budget ran out first (finish_reason 'length').")
 
     @property
     def completion_tokens(self) -> int:

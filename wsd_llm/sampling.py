@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from wsd_llm.constraints import Constraint
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -32,6 +34,10 @@ class Sampling:
             of the model's vocabulary to count).
         ignore_eos: keep writing past end-of-sequence (vLLM's ``ignore_eos``; benchmarks use it
             to write exactly ``max_tokens``).
+        constraint: what the reply must match; the model may only write tokens that keep it
+            possible, and ends once it is complete.
+        constraint_prefix: how many of the last context tokens are already part of the
+            constrained reply (the accepted draft, when the base continues it).
     """
 
     max_tokens: int
@@ -44,6 +50,8 @@ class Sampling:
     seed: int | None = None
     stop_tokens: Sequence[str] = field(default=())
     ignore_eos: bool = False
+    constraint: Constraint | None = None
+    constraint_prefix: int = 0
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

@@ -29,8 +29,8 @@ def test_output_penalties_subtract_per_written_token_and_spare_the_prompt():
 
 def test_a_repetition_penalty_changes_a_greedy_pick():
     logits = torch.tensor([0.0, 2.0, 1.9])
-    assert Sampler(Sampling(max_tokens=1), prompt_length=1)(logits, [1]) == 1
-    assert Sampler(Sampling(max_tokens=1, repetition_penalty=1.2), prompt_length=1)(logits, [1]) == 2
+    assert Sampler(Sampling(max_tokens=1), [0])(logits, [0]) == 1
+    assert Sampler(Sampling(max_tokens=1, repetition_penalty=1.2), [1])(logits, [1]) == 2
 
 
 @pytest.mark.parametrize("penalty", [1.0, 1.3, 0.8])

@@ -11,7 +11,7 @@ from live_servers import ScriptedServer, free_port
 from pydantic import ValidationError
 from tiny_models import tiny_base_tokenizer, tiny_draft_tokenizer
 
-from wsd_llm import Sampling
+from wsd_llm import Sampling, WSDPipeline
 from wsd_llm.backends.remote import (
     Endpoint,
     OpenAIClient,
@@ -23,6 +23,7 @@ from wsd_llm.backends.remote import (
     RemoteResponseError,
     RemoteStatusError,
 )
+from wsd_llm.errors import OptionError
 
 KEY = "sk-test-SECRET-4242"
 COMPLETION = {"choices": [{"text": "ok", "index": 0, "finish_reason": "length", "logprobs": None}],
@@ -196,3 +197,11 @@ def test_bad_url_and_unknown_settings_are_refused():
     with pytest.raises(ValidationError, match="backoff"):
         Endpoint(base_url="http://h:1", backoff=0.5)
     assert Endpoint(base_url="http://h:1/").base_url == "http://h:1/v1"
+
+
+def test_a_constraint_with_a_remote_model_is_refused_before_any_request(scripted, tiny_base):
+    draft = RemoteDraft(scripted.url, tiny_draft_tokenizer(), context_window=512, probe=False, name="served")
+    pipe = WSDPipeline(draft, tiny_base)
+    with pytest.raises(OptionError, match="the draft model served cannot write under a constraint"):
+        pipe.generate("Hi", constraint={"type": "json_object"})
+    assert scripted.requests == []

@@ -10,11 +10,14 @@ import tracemalloc
 
 import httpx
 import openai
+import pydantic
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from live_servers import free_port
+from tiny_models import tiny_base_tokenizer, tiny_gemma3
 
+from wsd_llm import WSDConfig, WSDPipeline
 from wsd_llm.server import ServerSettings, create_app
 
 MESSAGES = [{"role": "user", "content": "Hello!"}]
@@ -75,7 +78,8 @@ def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
     ({"tool_choice": "auto"}, "tool_choice"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"function_call": "auto"}, "function_call"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema"}}, "response_format"),
+    ({"response_format": {"type": "yaml"}}, "response_format.type"),
     ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
     ({"n": 2}, "n"),
@@ -280,3 +284,50 @@ def test_a_small_chunked_body_is_served(socket_url):
     in_parts = iter([body[:10], body[10:]])
     response = httpx.post(socket_url + "/v1/chat/completions", content=in_parts, timeout=60)
     assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] <= 4
+
+
+class Person(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    name: str = pydantic.Field(max_length=8)
+    age: int = pydantic.Field(ge=0, le=120)
+
+
+@pytest.fixture(scope="module")
+def json_client(tiny_draft) -> openai.OpenAI:
+    """A pair whose base tokenizer llguidance reads (Gemma's decoder), with room for a whole object."""
+    pipe = WSDPipeline(tiny_draft, tiny_gemma3(tiny_base_tokenizer(gemma_decoder=True)), WSDConfig(gamma=0.0035))
+    http = TestClient(create_app(pipe, ServerSettings(max_tokens=200)))
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=http, max_retries=0)
+
+
+def test_json_schema_replies_parse_with_the_sdk_helper_streamed_or_not(json_client):
+    for seed in range(3):
+        completion = json_client.chat.completions.parse(model="wsd", messages=MESSAGES, response_format=Person,
+                                                        temperature=1.0, seed=seed, max_tokens=200)
+        message = completion.choices[0].message
+        assert completion.choices[0].finish_reason == "stop"
+        assert message.parsed == Person.model_validate_json(message.content)
+    schema = {"type": "json_schema", "json_schema": {"name": "person", "schema": Person.model_json_schema(),
+                                                      "strict": True}}
+    chunks = json_client.chat.completions.create(model="wsd", messages=MESSAGES, response_format=schema,
+                                                 max_tokens=200, stream=True)
+    Person.model_validate_json("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+
+
+def test_json_object_replies_are_objects(json_client):
+    reply = json_client.chat.completions.create(model="wsd", messages=MESSAGES, max_tokens=200,
+                                                response_format={"type": "json_object"})
+    if reply.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(reply.choices[0].message.content), dict)
+    else:  # a random model may write keys until the budget ends; the text is still an object's start
+        assert reply.choices[0].message.content.startswith("{")
+
+
+def test_a_schema_that_does_not_compile_is_a_400_on_response_format(json_client):
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties":
+                                                                          {"a": {"type": "nonsense"}}}}}
+    with pytest.raises(openai.BadRequestError) as caught:
+        json_client.chat.completions.create(model="wsd", messages=MESSAGES, response_format=bad)
+    assert caught.value.body["param"] == "response_format"
+    assert "does not compile" in caught.value.body["message"]

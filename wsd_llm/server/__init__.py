@@ -13,18 +13,20 @@ continuation), ``seed`` (both samplers), ``stop``, ``stream``, ``stream_options.
 (usage in an extra last chunk with no choices, and only then), ``logprobs`` and ``top_logprobs``
 (every reply token under the base model, draft part included; a stream sends them in the chunk
 that carries ``finish_reason``, as they are computed once the reply is whole), vLLM's extra
-sampling fields ``repetition_penalty`` and ``top_k`` (the base's continuation), and WSD's own ``gamma``,
+sampling fields ``repetition_penalty`` and ``top_k`` (the base's continuation), ``response_format``
+(``text``, ``json_object``, ``json_schema``: both models write under a grammar compiled from it, so
+a reply that ends with ``finish_reason: "stop"`` parses; one cut by the budget ends with
+``"length"``, as OpenAI's does), and WSD's own ``gamma``,
 ``window``, ``max_draft_tokens`` (up to the server's), ``base_temperature`` and ``base_top_p``
 (the base's continuation; it is greedy unless ``base_temperature`` > 0).
 
 Accepted and not used, as they change nothing about a text reply: ``user``, ``metadata``,
 ``store``, ``safety_identifier``, ``prompt_cache_key``, ``service_tier``,
 ``parallel_tool_calls``, a message's ``name`` and ``annotations``, and the "off" values of the
-refused fields below (``n: 1``, ``tools: []``, ``tool_choice: "none"``,
-``response_format: {"type": "text"}``...).
+refused fields below (``n: 1``, ``tools: []``, ``tool_choice: "none"``...).
 
 Refused with a 400 ``invalid_request_error`` whose ``param`` names the field: ``tools``,
-``tool_choice``, ``functions``, ``function_call``, ``response_format`` (JSON modes), ``n`` > 1,
+``tool_choice``, ``functions``, ``function_call``, ``n`` > 1,
 ``logit_bias``, ``audio``/``modalities``, ``prediction``, ``web_search_options``,
 ``reasoning_effort``, ``verbosity``; tool-loop history (assistant ``tool_calls``, ``tool`` messages); non-text content parts; any field OpenAI does not define; text holding a lone
 surrogate (``\\ud800``: not valid Unicode); a conversation longer than either model's context

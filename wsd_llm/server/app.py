@@ -68,6 +68,12 @@ class _Progress:
                     tokens, time.monotonic() - self.started)
 
 
+# WSDConfig options by the request field that sets them, where the names differ.
+_REQUEST_FIELD = {"max_new_tokens": "max_tokens", "constraint": "response_format", "base_top_k": "top_k",
+                  "base_repetition_penalty": "repetition_penalty", "base_frequency_penalty": "frequency_penalty",
+                  "base_presence_penalty": "presence_penalty"}
+
+
 async def _disconnected(request: Request) -> None:
     """Return when the client goes away. The body is read already, so the next ASGI message is
     the disconnect (or, on some servers, an empty body part: keep listening)."""
@@ -181,7 +187,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
         try:
             await asyncio.to_thread(pipe.check, messages, **options)
         except OptionError as error:
-            param = {"max_new_tokens": "max_tokens"}.get(error.option, error.option)
+            param = _REQUEST_FIELD.get(error.option, error.option)
             what = str(error).removeprefix(error.option).lstrip()  # "gamma must be ..." -> "must be ..."
             raise APIError(400, f"{param}: {what}", param=param) from error
         except ContextWindowExceeded as error:

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wsd_llm.messages import Message
 from wsd_llm.results import FinishReason, WSDResult
@@ -93,7 +93,6 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tool_choice": (_off("none"), _TOOLS),
     "functions": (_off([]), _TOOLS),
     "function_call": (_off("none"), _TOOLS),
-    "response_format": (_off({"type": "text"}), "structured output is not supported yet; send type text"),
     "n": (_off(1), "only n=1 is supported: one reply per request"),
     "logit_bias": (_off({}), "logit_bias is not supported; leave it out"),
     "modalities": (_off(["text"]), _OUTPUT),
@@ -103,6 +102,36 @@ UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "reasoning_effort": (_off(), "reasoning_effort is not supported: WSD models do not reason; leave it out"),
     "verbosity": (_off(), "verbosity is not supported; leave it out"),
 }
+
+
+class JSONSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema", description="The JSON schema the reply must satisfy.")
+    strict: bool | None = Field(None, description="Accepted: the reply always follows the schema here.")
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's ``response_format``: JSON replies are constrained by a grammar on both models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_when_needed(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("type json_schema needs json_schema: {name, schema}")
+        return self
+
+    def constraint(self) -> dict[str, Any] | None:
+        """The ``WSDConfig.constraint`` of this format (None for text)."""
+        if self.type == "text":
+            return None
+        return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class StreamOptions(BaseModel):
@@ -208,7 +237,7 @@ class ChatRequest(BaseModel):
     tool_choice: Any = None
     functions: Any = None
     function_call: Any = None
-    response_format: Any = None
+    response_format: ResponseFormat | None = None
     n: int | None = None
     logit_bias: Any = None
     modalities: Any = None
@@ -282,7 +311,8 @@ class ChatRequest(BaseModel):
                 "base_top_p": self.base_top_p, "base_top_k": self.top_k,
                 "base_repetition_penalty": self.repetition_penalty,
                 "base_frequency_penalty": self.frequency_penalty, "base_presence_penalty": self.presence_penalty,
-                "logprobs": self.logprobs, "top_logprobs": self.top_logprobs}
+                "logprobs": self.logprobs, "top_logprobs": self.top_logprobs,
+                "constraint": self.response_format.constraint() if self.response_format else None}
 
     @property
     def include_usage(self) -> bool:

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 from wsd_llm.backends.tokenizer import TokenizerMixin
 from wsd_llm.backends.transformers.conversion import converted_dir
 from wsd_llm.backends.transformers.sampler import Sampler
+from wsd_llm.errors import OptionError
 from wsd_llm.hub import check_source
 from wsd_llm.results import FinishReason
 from wsd_llm.sampling import Sampling
@@ -30,6 +31,7 @@ from wsd_llm.text import common_prefix_length, trim_incomplete_char
 if TYPE_CHECKING:
     from wsd_llm.backends.protocols import DraftModel
     from wsd_llm.config import WSDConfig
+    from wsd_llm.constraints import Constraint
     from wsd_llm.messages import Message
     from wsd_llm.results import WSDResult
 
@@ -116,7 +118,7 @@ class TransformersSession:
     def generate(self, ids: Sequence[int], sampling: Sampling) -> Iterator[int]:
         """Yield up to ``sampling.max_tokens`` tokens after ``ids``; each is forwarded only when the
         next is wanted, so closing the iterator early wastes no forward pass."""
-        sampler = Sampler(sampling, prompt_length=len(ids), device=self.lm.device)
+        sampler = Sampler(sampling, ids, device=self.lm.device, tokenizer=self.lm.tokenizer)
         stop_ids = self.lm.single_token_ids(sampling.stop_tokens)
         if not sampling.ignore_eos:
             stop_ids |= self.lm.eos_token_ids
@@ -245,6 +247,21 @@ class TransformersModel(TokenizerMixin):
         with self.lock, torch.inference_mode():
             out = self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=rows)
         return out.logits[0, -rows:]
+
+    def check_constraint(self, constraint: Constraint) -> None:
+        """Compile ``constraint`` for this model's tokenizer (llguidance), so a bad one fails before any
+        model runs.
+
+        Raises:
+            wsd_llm.errors.OptionError: the constraint does not compile (naming llguidance's error).
+            ImportError: llguidance is not installed (the ``constraints`` extra).
+        """
+        from wsd_llm.backends.transformers.grammar import GrammarMask
+
+        try:
+            GrammarMask(self.tokenizer, constraint)
+        except ValueError as error:
+            raise OptionError(str(error), option="constraint") from None
 
     def open_session(self) -> TransformersSession:
         return TransformersSession(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import (
@@ -15,6 +16,11 @@ from transformers import (
 )
 
 from wsd_llm.sampling import Sampling
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from wsd_llm.backends.transformers.grammar import GrammarMask
 
 
 class OutputPenaltyLogitsProcessor(LogitsProcessor):
@@ -53,12 +59,27 @@ def penalty_processors(sampling: Sampling, prompt_length: int) -> LogitsProcesso
 
 
 class Sampler:
-    """Picks the next token: penalties first, then argmax at temperature 0, else seeded
-    temperature / top-k / top-p sampling with transformers' own logits warpers."""
+    """Picks the next token: penalties first, then the constraint's mask, then argmax at
+    temperature 0, else seeded temperature / top-k / top-p sampling with transformers' own warpers."""
 
-    def __init__(self, sampling: Sampling, prompt_length: int, device: torch.device | str = "cpu") -> None:
+    def __init__(self, sampling: Sampling, context: Sequence[int], device: torch.device | str = "cpu",
+                 tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+        """Args:
+            sampling: the call's settings.
+            context: the ids before the first token to write.
+            device: where the logits are.
+            tokenizer: the model's tokenizer; needed when ``sampling`` has a constraint.
+        """
         self.greedy = sampling.greedy
-        self.penalties = penalty_processors(sampling, prompt_length)
+        self.penalties = penalty_processors(sampling, len(context))
+        self.grammar: GrammarMask | None = None
+        if sampling.constraint is not None:
+            if tokenizer is None:
+                raise ValueError("a constrained Sampler needs the model's tokenizer")
+            from wsd_llm.backends.transformers.grammar import GrammarMask
+
+            written = context[len(context) - sampling.constraint_prefix :] if sampling.constraint_prefix else ()
+            self.grammar = GrammarMask(tokenizer, sampling.constraint, written)
         self.warpers = LogitsProcessorList()
         if not self.greedy:
             self.warpers.append(TemperatureLogitsWarper(sampling.temperature))
@@ -77,7 +98,13 @@ class Sampler:
         scores = logits.float().unsqueeze(0)
         if self.penalties:
             scores = self.penalties(torch.tensor([ids], device=logits.device), scores)
+        if self.grammar is not None:
+            scores = self.grammar.mask(scores)
         if self.greedy:
-            return int(scores.argmax())
-        probs = torch.softmax(self.warpers(None, scores), dim=-1)
-        return int(torch.multinomial(probs, 1, generator=self.generator))
+            token = int(scores.argmax())
+        else:
+            probs = torch.softmax(self.warpers(None, scores), dim=-1)
+            token = int(torch.multinomial(probs, 1, generator=self.generator))
+        if self.grammar is not None:
+            self.grammar.accept(token)
+        return token
