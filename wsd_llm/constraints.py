@@ -35,11 +35,14 @@ class Constraint:
     def json_schema(cls, schema: dict[str, Any] | type | str) -> Constraint:
         """A reply that is JSON valid under ``schema``: a dict, its JSON text, or a pydantic model class.
 
+        A pydantic model's objects are closed (``additionalProperties: false`` where it says nothing),
+        as the openai SDK does for ``response_format=Model``: the reply holds the model's fields only.
+
         Raises:
             ValueError: ``schema`` is not a JSON object, JSON text of one, or a pydantic model class.
         """
         if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
-            schema = schema.model_json_schema()
+            schema = _closed(schema.model_json_schema())
         if isinstance(schema, str):
             try:
                 schema = json.loads(schema)
@@ -47,7 +50,7 @@ class Constraint:
                 raise ValueError(f"the JSON schema is not valid JSON: {error}") from None
         if not isinstance(schema, dict):
             raise ValueError(f"a JSON schema must be a JSON object (a dict), got {type(schema).__name__}")
-        return cls("json_schema", json.dumps(schema, sort_keys=True))
+        return cls("json_schema", json.dumps(schema))  # key order kept: replies follow the schema's order
 
     @classmethod
     def json_object(cls) -> Constraint:
@@ -89,3 +92,16 @@ class Constraint:
         if self.kind == "json_schema":
             return json.loads(self.value)
         return {"type": "object"} if self.kind == "json_object" else None
+
+
+def _closed(schema: Any) -> Any:
+    """``schema`` with ``additionalProperties: false`` on every object that has properties and no
+    rule of its own for other keys."""
+    if isinstance(schema, list):
+        return [_closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {key: _closed(value) for key, value in schema.items()}
+    if "properties" in closed and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    return closed
