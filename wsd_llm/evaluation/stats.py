@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+CONFIDENCE = 0.95  # the interval level reports use
+
 
 class WinRate(BaseModel):
     """How often system A's reply scored higher than system B's on the same prompt.
@@ -39,7 +41,7 @@ def outcomes(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     return np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))
 
 
-def win_rate(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95, resamples: int = 10_000,
+def win_rate(a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE, resamples: int = 10_000,
              seed: int = 0) -> WinRate:
     """A's win rate over B with a paired bootstrap interval: prompts are resampled with replacement
     ``resamples`` times (seeded, so the interval is repeatable) and the interval is the central
