@@ -62,8 +62,8 @@ def compare(
 
     # Every input is checked, and every scorer loaded, before the first reply is generated.
     read_prompts(source)
-    for value in gamma or ():
-        config.updated(gamma=value)
+    for value in gamma or ():  # a ValidationError, so a bad value is a usage error like any option's
+        WSDConfig.model_validate({**dict(config), "gamma": value})
     scorers = [RewardModel.from_pretrained(path, device=reward_device, batch_size=reward_batch_size)
                for path in reward_model or ()]
     scorers += [load_implicit(path) for path in implicit_reward or ()]
