@@ -61,6 +61,11 @@ def compare(
     from wsd_llm.evaluation.scoring import implicit_reward as load_implicit
 
     # Every input is checked, and every scorer loaded, before the first reply is generated.
+    try:
+        import jinja2  # noqa: F401  (the report)
+        import matplotlib  # noqa: F401  (its plots)
+    except ImportError as error:
+        raise ValueError(f"wsd-llm compare needs {error.name}: pip install 'wsd-llm[eval]'") from None
     read_prompts(source)
     for value in gamma or ():  # a ValidationError, so a bad value is a usage error like any option's
         WSDConfig.model_validate({**dict(config), "gamma": value})
