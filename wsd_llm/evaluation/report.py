@@ -25,19 +25,21 @@ def system_label(name: str) -> str:
     return {BASE: "base only", DRAFT: "draft only"}.get(name, name.replace("wsd@", "WSD, gamma "))
 
 
-def write_plots(summary: CompareSummary, records: list[dict[str, Any]], output: Path) -> list[Path]:
+def write_plots(summary: CompareSummary, records: list[dict[str, Any]], output: Path) -> list[tuple[Path, str]]:
     """Switch-position histograms (one per gamma) and reward distributions (one per scorer), as PNGs.
 
     Returns:
-        The PNG paths, in the order the report shows them.
+        ``(path, caption)`` of each PNG, in the order the report shows them.
     """
-    paths = []
+    plots = []
     for name, system in summary.systems.items():
         if system.switches is not None:
-            paths.append(histogram_png(system.switches, output / f"switch-{name.replace('@', '-')}.png"))
+            path = histogram_png(system.switches, output / f"switch-{name.replace('@', '-')}.png")
+            plots.append((path, f"{system_label(name)}: where the base took over"))
     for index, scorer in enumerate(summary.scorers):
-        paths.append(_reward_png(scorer.name, records, list(summary.systems), output / f"rewards-{index}.png"))
-    return paths
+        path = _reward_png(scorer.name, records, list(summary.systems), output / f"rewards-{index}.png")
+        plots.append((path, f"{scorer.name}: scores of each system's replies"))
+    return plots
 
 
 def _reward_png(scorer: str, records: list[dict[str, Any]], systems: list[str], path: Path) -> Path:
@@ -66,7 +68,7 @@ def _colour(name: str, systems: list[str]) -> str:
     return SYSTEM_COLOURS.get(name) or WSD_COLOURS[wsd.index(name) % len(WSD_COLOURS)]
 
 
-def render_html(summary: CompareSummary, records: list[dict[str, Any]], plots: list[Path]) -> str:
+def render_html(summary: CompareSummary, records: list[dict[str, Any]], plots: list[tuple[Path, str]]) -> str:
     """The report page: settings, a table per system (speed, switches, mean scores), WSD's win rates,
     the plots, and every prompt's replies in columns with the draft and base parts of WSD marked."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -74,7 +76,7 @@ def render_html(summary: CompareSummary, records: list[dict[str, Any]], plots: l
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                               trim_blocks=True, lstrip_blocks=True)
     environment.filters["label"] = system_label
-    images = [(path.stem, base64.b64encode(path.read_bytes()).decode("ascii")) for path in plots]
+    images = [(path.stem, caption, base64.b64encode(path.read_bytes()).decode("ascii")) for path, caption in plots]
     return environment.get_template("compare.html.j2").render(
         summary=summary, records=records, systems=list(summary.systems), images=images,
         draft_colour=PAGE_COLOURS["draft"], base_colour=PAGE_COLOURS["base"], switch_colour=SWITCH_COLOUR, confidence=CONFIDENCE,
