@@ -181,3 +181,14 @@ def test_the_reward_model_uses_a_chat_template_or_the_plain_format(reward_dir, t
     assert len(scores) == 3 and scores[0] == pytest.approx(scores[2], abs=1e-5)  # batch padding changes nothing
     plain = RewardModel(scorer.model, tiny_base.tokenizer, name="plain")
     assert plain.format(conversation, " Hi! ") == "\n\n[User]\nHello\n\n[Assistant]\nHi!"
+
+
+def test_compare_is_listed_by_help_without_torch_numpy_or_jinja():
+    import subprocess
+
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in ("torch", "transformers", "numpy", "jinja2",
+                                                                      "matplotlib", "lm_eval"))
+    code = f"import sys; {blocked}; sys.argv = ['wsd-llm', '--help']; from wsd_llm.cli import app; app()"
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "compare" in done.stdout
