@@ -61,7 +61,8 @@ def test_compare_runs_every_system_on_the_real_pair(comparison):
         for name in ("wsd@0.5", "wsd@0.8"):
             wsd = record["systems"][name]
             assert wsd["text"] == wsd["draft_text"] + wsd["base_text"] and wsd["draft_text"]
-    assert json.loads((out / SUMMARY).read_text())["systems"]["wsd@0.8"]["switches"]["lines"] == 2
+    assert summary.systems["wsd@0.8"].switches.lines == 2
+    assert json.loads((out / SUMMARY).read_text()) == summary.model_dump(mode="json")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
