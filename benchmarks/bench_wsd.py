@@ -18,9 +18,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from wsd_llm import Sampling, WSDConfig, WSDPipeline, normalize_messages
+from wsd_llm import WSDConfig, WSDPipeline
 from wsd_llm.backends.transformers.one_shot import reference_generate
-from wsd_llm.prompts import base_prompt
+from wsd_llm.baselines import base_only
 
 PROMPTS = [
     "How do I stay focused?",
@@ -34,11 +34,7 @@ PROMPTS = [
 
 def base_only_seconds(pipe: WSDPipeline, prompt: str, tokens: int) -> float:
     """Greedy decoding of ``tokens`` tokens by the base alone, in the plain format, no early stop."""
-    ids = pipe.base.encode(base_prompt(pipe.base, normalize_messages(prompt), "plain"))
-    begin = time.perf_counter()
-    for _ in pipe.base.open_session().generate(ids, Sampling(max_tokens=tokens, ignore_eos=True)):
-        pass
-    return time.perf_counter() - begin
+    return base_only(pipe.base, prompt, pipe.config.updated(max_new_tokens=tokens), ignore_eos=True).seconds
 
 
 def machine() -> str:

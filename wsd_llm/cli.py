@@ -318,5 +318,12 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
         raise typer.Exit(1) from error
 
 
+# Commands in their own modules register themselves on `app` when imported (kept light: no torch).
+from wsd_llm.evaluation import cli as _evaluation_cli  # noqa: F401  (wsd-llm compare)
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # `python -m wsd_llm.cli` runs a copy of this module; commands registered from other modules are
+    # on the imported module's app.
+    from wsd_llm.cli import app as registered
+
+    registered()
