@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_wsd.messages import to_wsd_messages
 from langchain_wsd.prefill import PrefilledDraft
@@ -214,8 +216,9 @@ class ChatWSD(BaseChatModel):
          'model_name': 'wsd:SmolLM2-135M-Instruct+gemma-3-270m'}
         ```
 
-        With ``logprobs=True`` (``llm.bind(logprobs=True, top_logprobs=3)``), ``response_metadata["logprobs"]``
-        holds every reply token under the base model, in ``ChatOpenAI``'s shape (``{"content": [...]}``).
+        With ``logprobs=True`` (``llm.bind(logprobs=True, top_logprobs=3)``),
+        ``response_metadata["logprobs"]`` holds every reply token under the base model, in
+        ``ChatOpenAI``'s shape (``{"content": [...]}``).
 
     Token usage:
         In base-model tokens: the prompt, and the reply's kept draft plus base tokens.
@@ -308,6 +311,52 @@ class ChatWSD(BaseChatModel):
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         ToolChoice.parse(formatted, tool_choice)  # a bad choice fails here, not at the first call
         return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """A runnable whose replies are ``schema`` objects.
+
+        Args:
+            schema: a pydantic model class, a TypedDict class, or a JSON schema / OpenAI tool dict.
+            method: ``json_schema`` (the default): both models write under a grammar compiled from the
+                schema (see ``wsd_llm.Constraint``), so a reply that completes always parses; a budget
+                too small to close it raises the parser's error (or, with ``include_raw``, gives
+                ``parsing_error``). ``json_mode``: any JSON object, parsed as a dict. ``function_calling``:
+                the prompt-based tool protocol (``bind_tools`` with the schema as the forced tool).
+            include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
+            **kwargs: bound as call options (``max_tokens``, WSD options).
+
+        Returns:
+            A runnable giving pydantic objects for a pydantic ``schema``, dicts otherwise.
+
+        Raises:
+            ValueError: an unknown ``method``.
+        """
+        if method == "function_calling":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        if method not in ("json_schema", "json_mode"):
+            raise ValueError(f"method must be json_schema, json_mode or function_calling, got {method!r}")
+        pydantic_class = isinstance(schema, type) and issubclass(schema, BaseModel)
+        if method == "json_mode":
+            constraint: Any = {"type": "json_object"}
+        else:
+            constraint = schema if pydantic_class else convert_to_json_schema(schema)
+        parser: Runnable = JsonOutputParser()
+        if pydantic_class and method == "json_schema":
+            parser = PydanticOutputParser(pydantic_object=schema)
+        llm = self.bind(constraint=constraint, ls_structured_output_format={
+            "kwargs": {"method": method}, "schema": convert_to_json_schema(schema)}, **kwargs)
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
 
     def _configured(self, config: WSDConfig) -> WSDConfig:
         """``config`` with ``wsd_options``, then the fields, applied by ``WSDConfig.updated``."""

@@ -18,9 +18,11 @@ from wsd_llm import WSDPipeline
 
 pytestmark = pytest.mark.real
 
-_JOKE = ("the Joke model needs both 'setup' and 'punchline': the pair writes the 'setup' string, the base "
-         "takes over and repeats itself until the token budget ends, so 'punchline' never comes and "
-         "pydantic validation fails (the TypedDict and JSON-schema variants pass: their check is loose)")
+_JOKE = ("the Joke model needs both 'setup' and 'punchline'. Under the json_schema constraint the reply is "
+         "always the start of a valid Joke, but the pair writes the setup 'A cat is a cat, right? A cat is a "
+         "cat, a cat is a cat, ...' and the greedy 270M base repeats it inside the string until the budget "
+         "ends (16, 48 and 96 tokens tried): finish_reason 'length', so pydantic gets no punchline. The "
+         "TypedDict and JSON-schema variants pass: LangChain's JSON parser accepts the partial object")
 _AUTO_TOOLS = ("with tool_choice left to the model, the 135M draft answers 'What is the weather in San "
                "Francisco?' in text instead of calling get_weather; a forced first call (tool_choice='any', "
                "ToolFirstMiddleware) completes the loop, see test_chat_wsd_real.py")
@@ -49,7 +51,9 @@ class TestChatWSDIntegration(ChatModelIntegrationTests):
 
     @property
     def supports_json_mode(self) -> bool:
-        return False  # structured output goes through the tool protocol only
+        # method="json_mode" works (tests/lc/test_chat_wsd_tiny.py); the suite's json_mode test asks
+        # for the same Joke as the structured-output tests (see _JOKE), so it is left out.
+        return False
 
     @pytest.mark.xfail(reason=_JOKE, strict=False)
     @pytest.mark.parametrize("schema_type", _SCHEMA_TYPES)

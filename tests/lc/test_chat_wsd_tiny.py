@@ -9,11 +9,13 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.messages.base import BaseMessage
 from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, ConfigDict, Field
+from tiny_models import tiny_base_tokenizer, tiny_gemma3
 
 from langchain_wsd import ChatWSD
 from langchain_wsd.messages import to_wsd_messages
 from langchain_wsd.tools import ToolChoice, first_json_object, parse_tool_call
-from wsd_llm import prompts
+from wsd_llm import WSDConfig, WSDPipeline, prompts
 
 
 @tool
@@ -195,3 +197,34 @@ def test_logprobs_come_in_chat_openai_shape_when_asked(llm):
     assert chunks[-1].response_metadata["logprobs"]["content"] == [{**entry, "top_logprobs": []}
                                                                    for entry in content]
     assert "logprobs" not in llm.invoke("Hello").response_metadata
+
+
+class Point(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: int = Field(ge=0, le=99)
+    y: int = Field(ge=0, le=99)
+
+
+@pytest.fixture(scope="module")
+def json_llm(tiny_draft) -> ChatWSD:
+    """A pair whose base tokenizer llguidance reads (Gemma's decoder)."""
+    base = tiny_gemma3(tiny_base_tokenizer(gemma_decoder=True))
+    return ChatWSD(pipeline=WSDPipeline(tiny_draft, base, WSDConfig(gamma=0.0035)), max_tokens=60)
+
+
+def test_structured_output_parses_whatever_the_seed(json_llm):
+    for seed in range(3):
+        point = json_llm.with_structured_output(Point, temperature=1.0, base_temperature=1.0, seed=seed)
+        assert isinstance(point.invoke("Where?"), Point)
+    as_dict = json_llm.with_structured_output(Point.model_json_schema()).invoke("Where?")
+    assert set(as_dict) == {"x", "y"}
+    assert isinstance(json_llm.with_structured_output(Point, method="json_mode").invoke("Where?"), dict)
+
+
+def test_structured_output_reports_a_budget_too_small_with_include_raw(json_llm):
+    out = json_llm.with_structured_output(Point, include_raw=True, max_tokens=2).invoke("Where?")
+    assert out["parsed"] is None and out["parsing_error"] is not None
+    assert out["raw"].response_metadata["finish_reason"] == "length"
+    with pytest.raises(ValueError, match="method must be"):
+        json_llm.with_structured_output(Point, method="xml")

@@ -18,7 +18,7 @@ the last user turn):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from llama_index.core import Settings
@@ -35,9 +35,10 @@ from llama_index.core.base.llms.types import (
     LogProb,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.prompts import PromptTemplate
 
 from wsd_llm import StreamEvent, WSDConfig, WSDPipeline, WSDResult
 from wsd_llm.messages import Message
@@ -408,3 +409,42 @@ class WSDLLM(CustomLLM):
         """``stream_chat`` with the models in a worker thread; same chunks and errors."""
         pipeline, conversation = await asyncio.to_thread(self._chat_request, messages, kwargs)
         return (_chat(chunk) async for chunk in self._achunks(pipeline, conversation))
+
+    # Structured output: LlamaIndex's text-completion program asks for JSON in the prompt and parses
+    # the reply; here the reply is also held to the output class's schema by a grammar on both models
+    # (wsd_llm.Constraint), so a reply that completes always parses.
+
+    def structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                           llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> BaseModel:
+        """An ``output_cls`` object from the reply to ``prompt``, which is constrained to its schema.
+
+        Raises:
+            ValueError: the reply ran out of ``max_new_tokens`` before the object was complete
+                (LlamaIndex's parser reports it).
+        """
+        return super().structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs), **prompt_args)
+
+    async def astructured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                                  llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> BaseModel:
+        """Async :meth:`structured_predict`."""
+        return await super().astructured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
+                                                 **prompt_args)
+
+    def stream_structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                                  llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
+                                  ) -> Generator[BaseModel | list[BaseModel], None, None]:
+        """:meth:`structured_predict` as partial objects while the reply streams."""
+        return super().stream_structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
+                                                 **prompt_args)
+
+    async def astream_structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                                         llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
+                                         ) -> AsyncGenerator[BaseModel | list[BaseModel], None]:
+        """Async :meth:`stream_structured_predict`."""
+        return await super().astream_structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
+                                                        **prompt_args)
+
+
+def _constrained(output_cls: type[BaseModel], llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``llm_kwargs`` with the constraint of ``output_cls`` (a caller's own constraint is kept)."""
+    return {"constraint": output_cls, **(llm_kwargs or {})}
