@@ -410,30 +410,34 @@ class WSDLLM(CustomLLM):
         pipeline, conversation = await asyncio.to_thread(self._chat_request, messages, kwargs)
         return (_chat(chunk) async for chunk in self._achunks(pipeline, conversation))
 
-    # Structured output: LlamaIndex's text-completion program asks for JSON in the prompt and parses
-    # the reply; here the reply is also held to the output class's schema by a grammar on both models
-    # (wsd_llm.Constraint), so a reply that completes always parses.
+    # Structured output. LlamaIndex's text-completion program puts the schema in the prompt and
+    # parses whatever comes back; here the reply is held to the output class's schema by a grammar on
+    # both models (wsd_llm.Constraint), which already fixes the keys and types, so the prompt stays as
+    # written (small drafters given a schema tend to copy its descriptions as values).
 
     def structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
                            llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> BaseModel:
-        """An ``output_cls`` object from the reply to ``prompt``, which is constrained to its schema.
+        """An ``output_cls`` object from the reply to ``prompt`` (formatted with ``prompt_args``), which is
+        constrained to its JSON schema.
 
         Raises:
-            ValueError: the reply ran out of ``max_new_tokens`` before the object was complete
-                (LlamaIndex's parser reports it).
+            ValueError: the reply ran out of ``max_new_tokens`` before the object was complete.
         """
-        return super().structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs), **prompt_args)
+        response = self.chat(prompt.format_messages(**prompt_args), **_constrained(output_cls, llm_kwargs))
+        return _parsed(output_cls, response)
 
     async def astructured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
                                   llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> BaseModel:
         """Async :meth:`structured_predict`."""
-        return await super().astructured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
-                                                 **prompt_args)
+        messages = prompt.format_messages(**prompt_args)
+        response = await self.achat(messages, **_constrained(output_cls, llm_kwargs))
+        return _parsed(output_cls, response)
 
     def stream_structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
                                   llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
                                   ) -> Generator[BaseModel | list[BaseModel], None, None]:
-        """:meth:`structured_predict` as partial objects while the reply streams."""
+        """Partial ``output_cls`` objects while the constrained reply streams (LlamaIndex's streaming
+        program, with the constraint)."""
         return super().stream_structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
                                                  **prompt_args)
 
@@ -441,8 +445,15 @@ class WSDLLM(CustomLLM):
                                          llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
                                          ) -> AsyncGenerator[BaseModel | list[BaseModel], None]:
         """Async :meth:`stream_structured_predict`."""
-        return await super().astream_structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
-                                                        **prompt_args)
+        kwargs = _constrained(output_cls, llm_kwargs)
+        return await super().astream_structured_predict(output_cls, prompt, kwargs, **prompt_args)
+
+
+def _parsed(output_cls: type[BaseModel], response: ChatResponse) -> BaseModel:
+    if response.raw["finish_reason"] != "stop":
+        raise ValueError(f"the reply ran out of max_new_tokens before the {output_cls.__name__} object was "
+                         f"complete ({response.message.content!r}); raise max_new_tokens")
+    return output_cls.model_validate_json(response.message.content)
 
 
 def _constrained(output_cls: type[BaseModel], llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
