@@ -11,7 +11,8 @@ import functools
 import inspect
 import logging
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -104,27 +105,35 @@ def command(generation: tuple[str, ...]) -> Callable[[Callable[..., None]], Call
 
         @functools.wraps(function)
         def run(**kwargs: Any) -> None:
-            try:
+            with user_errors():
                 kwargs["config"] = make_config(**{name: kwargs.pop(name) for name in generation})
                 function(**kwargs)
-            except (ValueError, OSError) as error:
-                if _State.debug:
-                    raise
-                usage = isinstance(error, ValidationError)
-                message = one_line(error) if usage else " ".join(str(error).split())
-                err.print(f"[red]error:[/red] {escape(message)}")
-                raise typer.Exit(2 if usage else 1) from error
-            except KeyboardInterrupt:
-                if _State.debug:
-                    raise
-                err.print("interrupted")
-                raise typer.Exit(INTERRUPTED) from None
 
         run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in parameters}
         return app.command()(run)
 
     return register
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """User mistakes (``ValueError``, ``OSError``) as one red line and exit status 1 (2 for a bad
+    option), Ctrl-C as "interrupted"; ``--debug`` shows the traceback instead."""
+    try:
+        yield
+    except (ValueError, OSError) as error:
+        if _State.debug:
+            raise
+        usage = isinstance(error, ValidationError)
+        message = one_line(error) if usage else " ".join(str(error).split())
+        err.print(f"[red]error:[/red] {escape(message)}")
+        raise typer.Exit(2 if usage else 1) from error
+    except KeyboardInterrupt:
+        if _State.debug:
+            raise
+        err.print("interrupted")
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def make_config(**settings: Any) -> WSDConfig:
@@ -317,5 +326,11 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
         raise typer.Exit(1) from error
 
 
+# train-drafter and eval-drafter (wsd_llm.cli_train) register themselves on `app`.
+import wsd_llm.cli_train  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    # Run the app of the imported module, which the commands of other modules are registered on.
+    from wsd_llm.cli import app as registered_app
+
+    registered_app()
