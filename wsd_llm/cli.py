@@ -327,7 +327,7 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
 
 
 # train-drafter and eval-drafter (wsd_llm.cli_train) register themselves on `app`.
-import wsd_llm.cli_train  # noqa: E402,F401
+import wsd_llm.cli_train  # noqa: F401
 
 if __name__ == "__main__":  # pragma: no cover
     # Run the app of the imported module, which the commands of other modules are registered on.

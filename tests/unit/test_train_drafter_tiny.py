@@ -134,5 +134,5 @@ def test_full_fine_tuning_without_lora(tiny_dir, tmp_path):
 def test_the_training_modules_load_nothing_heavy_on_import():
     blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in ("torch", "transformers", "trl", "peft", "datasets"))
     code = f"import sys; {blocked}; import wsd_llm.training, wsd_llm.training.rewards, wsd_llm.cli_train"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

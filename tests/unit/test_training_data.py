@@ -24,8 +24,8 @@ def write(tmp_path, lines, name="prefs.jsonl"):
 
 
 @pytest.mark.parametrize(("bad", "message"), [
-    ({"prompt": "Hi", "chosen": "Hello!"}, "prefs.jsonl line 2: 'rejected' is missing; each record needs prompt, "
-                                           "chosen and rejected"),
+    ({"prompt": "Hi", "chosen": "Hello!"},
+     "prefs.jsonl line 2: 'rejected' is missing; each record needs prompt, chosen and rejected"),
     ({**GOOD, "chosen": "  "}, "prefs.jsonl line 2: 'chosen' is empty"),
     ({**GOOD, "prompt": ""}, "prefs.jsonl line 2: 'prompt' is empty"),
     ({**GOOD, "rejected": GOOD["chosen"] + " "}, "prefs.jsonl line 2: 'chosen' and 'rejected' are the same reply"),

@@ -25,7 +25,17 @@ _EXPORTS = {
     "read_preferences": "wsd_llm.training.data",
     "train_drafter": "wsd_llm.training.dpo",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ImplicitReward",
+    "PreferenceDataError",
+    "PreferencePair",
+    "PreferenceReport",
+    "TrainingInterrupted",
+    "TrainingResult",
+    "evaluate_drafter",
+    "read_preferences",
+    "train_drafter",
+]
 
 
 def __getattr__(name: str) -> Any:

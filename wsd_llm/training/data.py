@@ -83,7 +83,7 @@ def _reply(value: Any, key: str) -> str:
             raise ValueError(f"'{key}' as a message list must end with an assistant message")
         value = value[-1].get("content")
     if not isinstance(value, str):
-        raise ValueError(f"'{key}' must be a string or a message list, got {type(value).__name__}")
+        raise ValueError(f"'{key}' must be a string or a message list, got {type(value).__name__}")  # noqa: TRY004
     if not value.strip():
         raise ValueError(f"'{key}' is empty")
     return value

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from transformers import ProgressCallback
+
 from wsd_llm.training.data import PreferencePair, check_lengths, read_preferences, split_eval
 from wsd_llm.training.metadata import DrafterMetadata, load_model, model_reference, write_metadata
 from wsd_llm.training.rewards import PreferenceReport, pair_logprobs
-
-from transformers import ProgressCallback
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
