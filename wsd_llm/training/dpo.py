@@ -132,11 +132,10 @@ def train_drafter(
 
     # Every record is checked before the model loads, and measured before training starts.
     pairs = read_preferences(data)
-    train, held_out = (pairs, read_preferences(eval_data)) if eval_data else split_eval(pairs, eval_fraction, seed)
-    if not train:
-        raise ValueError("no pairs left to train on; lower --eval-fraction")
+    given = read_preferences(eval_data) if eval_data else []
+    train, held_out = (pairs, given) if eval_data else split_eval(pairs, eval_fraction, seed)
     policy = load_model(model, **load_kwargs)
-    check_lengths([*train, *held_out], policy.tokenizer, max_length)
+    check_lengths([*pairs, *given], policy.tokenizer, max_length)
     logger.info("Training %s on %d pairs (%d held out)", policy.name, len(train), len(held_out))
     before = pair_logprobs(policy.model, policy.tokenizer, held_out) if held_out else None
 
