@@ -183,6 +183,7 @@ def _trainer(policy: Any, train: Sequence[PreferencePair], checkpoints: Path, *,
              save_steps: int | None, logging_steps: int, callbacks: Sequence[TrainerCallback],
              load_kwargs: dict[str, Any]) -> Any:
     """TRL's DPOTrainer on ``policy``, its progress and metrics going to the ``logging`` module."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -192,7 +193,8 @@ def _trainer(policy: Any, train: Sequence[PreferencePair], checkpoints: Path, *,
         max_steps=max_steps or -1, max_length=max_length, per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation, bf16=bf16, seed=seed, data_seed=seed,
         save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
-        logging_steps=logging_steps, report_to="none", gradient_checkpointing=False, dataloader_num_workers=0,
+        logging_steps=logging_steps, report_to="none", activation_checkpointing=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     peft_config = LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, lora_dropout=0.0, target_modules="all-linear",
                              task_type="CAUSAL_LM") if lora else None
