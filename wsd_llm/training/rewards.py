@@ -140,13 +140,13 @@ class PreferenceReport(BaseModel):
         return table
 
     def plot(self, path: Path) -> Path:
-        """A PNG: accuracies before/after, and the per-pair log-prob margins before against after."""
+        """A PNG: the accuracies before and after, and the implicit-reward margin of each pair."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        figure, (bars, scatter) = plt.subplots(1, 2, figsize=(9, 4))
+        figure, (bars, pairs) = plt.subplots(1, 2, figsize=(9, 4))
         labels = ["log-prob\nbefore", "log-prob\nafter", "implicit\nreward"]
         values = [self.reference_accuracy, self.drafter_accuracy, self.reward_accuracy]
         bars.bar(labels, values, color=["#868e96", "#2b8a3e", "#1971c2"])
@@ -154,13 +154,13 @@ class PreferenceReport(BaseModel):
         bars.set_ylim(0, 1)
         bars.set_ylabel("preference accuracy")
         bars.set_title(f"{self.pairs} held-out pairs")
-        scatter.scatter(self.reference_margins, self.drafter_margins, color="#2b8a3e", s=16)
-        low = min(self.reference_margins + self.drafter_margins + [0.0])
-        high = max(self.reference_margins + self.drafter_margins + [0.0])
-        scatter.plot([low, high], [low, high], color="black", linewidth=0.8, linestyle=":")
-        scatter.set_xlabel("log p(chosen) - log p(rejected), before")
-        scatter.set_ylabel("after")
-        scatter.set_title(f"mean implicit-reward margin {self.reward_margin:+.3f}")
+        rewards = sorted(self.beta * (a - b) for a, b in zip(self.drafter_margins, self.reference_margins, strict=True))
+        pairs.bar(range(len(rewards)), rewards, color=["#2b8a3e" if r > 0 else "#c92a2a" for r in rewards])
+        pairs.axhline(0, color="black", linewidth=0.8)
+        pairs.set_xticks([])
+        pairs.set_xlabel("held-out pairs, sorted")
+        pairs.set_ylabel("r(chosen) - r(rejected)")
+        pairs.set_title(f"implicit-reward margin per pair (mean {self.reward_margin:+.3f})")
         figure.tight_layout()
         figure.savefig(path, dpi=80)
         plt.close(figure)
