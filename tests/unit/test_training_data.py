@@ -107,3 +107,11 @@ def test_the_held_out_split_is_seeded_and_disjoint():
     assert split_eval(pairs, 0, seed=3) == (pairs, [])
     with pytest.raises(ValueError, match="--eval-fraction must be at least 0 and less than 1, got 1"):
         split_eval(pairs, 1, seed=3)
+
+
+def test_a_hub_dataset_that_cannot_be_loaded_is_one_line():
+    with pytest.raises(FileNotFoundError) as caught:
+        read_preferences("wsd-llm-tests/no-such-preferences")
+    assert str(caught.value).startswith("cannot load preference data 'wsd-llm-tests/no-such-preferences': give a "
+                                        ".jsonl file, a dataset directory or a hub dataset id (")
+    assert "\n" not in str(caught.value)
