@@ -115,3 +115,12 @@ def test_a_hub_dataset_that_cannot_be_loaded_is_one_line():
     assert str(caught.value).startswith("cannot load preference data 'wsd-llm-tests/no-such-preferences': give a "
                                         ".jsonl file, a dataset directory or a hub dataset id (")
     assert "\n" not in str(caught.value)
+
+
+def test_a_json_array_file_goes_through_datasets_and_a_json_lines_file_line_by_line(tmp_path):
+    array = tmp_path / "pairs.json"
+    array.write_text(json.dumps([GOOD, {**GOOD, "rejected": GOOD["chosen"]}]))
+    with pytest.raises(PreferenceDataError, match="pairs.json row 2: 'chosen' and 'rejected' are the same"):
+        read_preferences(array)
+    lines = write(tmp_path, [GOOD, GOOD], name="lines.json")
+    assert [pair.where for pair in read_preferences(lines)] == ["lines.json line 1", "lines.json line 2"]

@@ -150,15 +150,17 @@ def _read_jsonl(path: Path) -> Iterable[PreferencePair]:
 
 
 def _load_dataset(source: str, split: str) -> Any:
-    """A dataset directory, data file or hub id through the ``datasets`` library."""
+    """A dataset directory, a JSON file or a hub id through the ``datasets`` library."""
     import datasets
 
     from wsd_llm.hub import offline_unless_reachable
 
     if not Path(source).exists() and offline_unless_reachable():
         datasets.config.HF_HUB_OFFLINE = True  # read from the environment only when datasets is imported
+    # A JSON file (an array of records) is read by the json builder; anything else names a dataset.
+    builder, files = ("json", source) if Path(source).is_file() else (source, None)
     try:
-        return datasets.load_dataset(source, split=split)
+        return datasets.load_dataset(builder, data_files=files, split=split)
     except (OSError, datasets.exceptions.DatasetNotFoundError) as error:  # ConnectionError is an OSError
         raise FileNotFoundError(
             f"cannot load preference data {source!r}: give a .jsonl file, a dataset directory or a hub "
