@@ -15,8 +15,9 @@ def pytest_collection_modifyitems(items):
 
 
 # 12 LoRA steps of 2 pairs: enough for the held-out implicit-reward margin to turn positive
-# on the packaged draft (8 CPU-minutes: about 4 minutes on a quiet 2-core machine).
-TRAINED_DRAFTER_SETTINGS = {"max_steps": 12, "batch_size": 2, "learning_rate": 2e-4, "logging_steps": 4, "seed": 0}
+# on the packaged draft (about 4.5 minutes on a quiet 2-core machine).
+TRAINED_DRAFTER_SETTINGS = {"max_steps": 12, "batch_size": 2, "learning_rate": 2e-4, "logging_steps": 4,
+                            "seed": 0}
 
 
 @pytest.fixture(scope="session")

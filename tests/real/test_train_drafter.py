@@ -9,7 +9,7 @@ from wsd_llm import WSDPipeline
 from wsd_llm.training import ImplicitReward, read_preferences
 from wsd_llm.training.metadata import read_metadata
 
-# The first test trains the drafter (the session fixture): 8 CPU-minutes, about 4 on a quiet 2-core machine,
+# The first test trains the drafter (the session fixture): about 4.5 minutes on a quiet 2-core machine,
 # over 10 minutes when the machine is shared, so beyond the suite's default timeout.
 pytestmark = pytest.mark.timeout(1800)
 
