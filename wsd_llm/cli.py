@@ -11,7 +11,8 @@ import functools
 import inspect
 import logging
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -105,27 +106,35 @@ def command(generation: tuple[str, ...]) -> Callable[[Callable[..., None]], Call
 
         @functools.wraps(function)
         def run(**kwargs: Any) -> None:
-            try:
+            with user_errors():
                 kwargs["config"] = make_config(**{name: kwargs.pop(name) for name in generation})
                 function(**kwargs)
-            except (ValueError, OSError) as error:
-                if _State.debug:
-                    raise
-                usage = isinstance(error, ValidationError)
-                message = one_line(error) if usage else " ".join(str(error).split())
-                err.print(f"[red]error:[/red] {escape(message)}")
-                raise typer.Exit(2 if usage else 1) from error
-            except KeyboardInterrupt:
-                if _State.debug:
-                    raise
-                err.print("interrupted")
-                raise typer.Exit(INTERRUPTED) from None
 
         run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in parameters}
         return app.command()(run)
 
     return register
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """User mistakes (``ValueError``, ``OSError``) as one red line and exit status 1 (2 for a bad
+    option), Ctrl-C as "interrupted"; ``--debug`` shows the traceback instead."""
+    try:
+        yield
+    except (ValueError, OSError) as error:
+        if _State.debug:
+            raise
+        usage = isinstance(error, ValidationError)
+        message = one_line(error) if usage else " ".join(str(error).split())
+        err.print(f"[red]error:[/red] {escape(message)}")
+        raise typer.Exit(2 if usage else 1) from error
+    except KeyboardInterrupt:
+        if _State.debug:
+            raise
+        err.print("interrupted")
+        raise typer.Exit(INTERRUPTED) from None
 
 
 def make_config(**settings: Any) -> WSDConfig:
@@ -319,11 +328,12 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
 
 
 # Commands in their own modules register themselves on `app` when imported (kept light: no torch).
-from wsd_llm.evaluation import cli as _evaluation_cli  # noqa: F401  (wsd-llm compare)
+from wsd_llm.evaluation import cli as _evaluation_cli  # noqa: E402, F401  (compare)
+from wsd_llm.training import cli as _training_cli  # noqa: E402, F401  (train-drafter, eval-drafter)
 
 if __name__ == "__main__":  # pragma: no cover
-    # `python -m wsd_llm.cli` runs a copy of this module; commands registered from other modules are
-    # on the imported module's app.
+    # `python -m wsd_llm.cli` runs a copy of this module; the commands registered from other modules
+    # are on the imported module's app.
     from wsd_llm.cli import app as registered
 
     registered()

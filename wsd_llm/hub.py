@@ -94,3 +94,18 @@ def _go_offline() -> None:
     logger.info("the model hub cannot be reached; loading from the local cache (offline mode)")
     os.environ["HF_HUB_OFFLINE"] = "1"
     constants.HF_HUB_OFFLINE = True
+
+
+def offline_unless_reachable() -> bool:
+    """Switch huggingface_hub to offline mode if the hub cannot be reached (probed once per process),
+    so a loader that is not given a model (``datasets.load_dataset``) reads the cache at once
+    instead of retrying the network.
+
+    Returns:
+        Whether huggingface_hub is now in offline mode.
+    """
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE and not _hub_reachable(constants.ENDPOINT):
+        _go_offline()
+    return constants.HF_HUB_OFFLINE
