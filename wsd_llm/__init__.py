@@ -6,8 +6,9 @@ the package, ``wsd_llm.config`` or the CLI's ``--help`` does not load torch or t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wsd_llm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from wsd_llm.backends.protocols import DraftModel, TargetModel, TargetSession
@@ -61,12 +62,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -11,10 +11,9 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
-from pydantic import BaseModel, Field
-
 from langchain_wsd import ChatWSD
 from langchain_wsd.agents import ToolFirstMiddleware
+from people import PEOPLE, Person
 
 pytestmark = pytest.mark.real
 
@@ -111,18 +110,6 @@ def test_agent_calls_the_tool_and_answers(real_llm):
     assert isinstance(tool_message, ToolMessage) and tool_message.tool_call_id == first.tool_calls[0]["id"]
     assert isinstance(final, AIMessage) and not final.tool_calls and final.content.strip()
     assert len(messages) == 4
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str = Field(description="The person's first name")
-    age: int = Field(description="Age in years")
-
-
-PEOPLE = [("Alice is 30 years old.", "Alice", 30), ("Bob turned 45 last week.", "Bob", 45),
-          ("My grandmother Rose is 82.", "Rose", 82), ("Tom, aged 19, studies physics.", "Tom", 19),
-          ("The new manager, Priya, is 38 years old.", "Priya", 38)]
 
 
 def test_structured_output_gives_a_valid_object_for_every_prompt(real_pipe):

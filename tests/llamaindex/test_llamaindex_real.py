@@ -11,11 +11,11 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex, get_response_synthesizer
 from llama_index.core.agent.react import ReActChatFormatter
 from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
-from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.wsd import WSDLLM
+from people import PEOPLE, Person
 
 pytestmark = pytest.mark.real
 
@@ -139,18 +139,6 @@ async def test_react_agent_calls_the_tool_and_answers(real_pipe):
     # The first reply ended at the stop string: the core cut it there, not at the length limit.
     assert outputs[0].raw["finish_reason"] == "stop" and "Observation" not in outputs[0].response.content
     assert "36" in response.response.content
-
-
-class Person(BaseModel):
-    """A person mentioned in the text."""
-
-    name: str = Field(description="The person's first name")
-    age: int = Field(description="Age in years")
-
-
-PEOPLE = [("Alice is 30 years old.", "Alice", 30), ("Bob turned 45 last week.", "Bob", 45),
-          ("My grandmother Rose is 82.", "Rose", 82), ("Tom, aged 19, studies physics.", "Tom", 19),
-          ("The new manager, Priya, is 38 years old.", "Priya", 38)]
 
 
 def test_structured_predict_returns_a_valid_object_for_every_prompt(real_pipe):

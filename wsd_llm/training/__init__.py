@@ -6,8 +6,9 @@ this package does not load trl, peft or datasets.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from wsd_llm._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from wsd_llm.training.data import PreferenceDataError, PreferencePair, read_preferences
@@ -38,12 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:
