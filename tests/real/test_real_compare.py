@@ -95,3 +95,20 @@ def test_lm_eval_scores_the_example_task_with_the_wsd_model(real_pipe):
     metrics = results["results"]["wsd_arithmetic"]
     assert 0.0 <= metrics["exact_match,last_number"] <= 1.0
     assert results["n-samples"]["wsd_arithmetic"]["effective"] == 2
+
+
+def test_a_trained_drafters_implicit_reward_scores_every_system(real_pipe, trained_drafter, tmp_path):
+    from wsd_llm.training import ImplicitReward
+
+    scorer = ImplicitReward.from_drafter(trained_drafter)
+    summary, records = compare(real_pipe, ROOT / "examples" / "prompts.jsonl", tmp_path, gammas=(0.5,), limit=2,
+                               scorers=[scorer], progress=False, max_new_tokens=16)
+    systems = {"base", "draft", "wsd@0.5"}
+    assert all(set(record["rewards"][scorer.name]) == systems for record in records)
+    rewards = [value for record in records for value in record["rewards"][scorer.name].values()]
+    assert all(isinstance(value, float) for value in rewards) and any(value != 0 for value in rewards)
+    (scored,) = summary.scorers
+    assert scored.name == scorer.name and "implicit" in scored.measures.lower()
+    assert set(scored.win_rates["wsd@0.5"]) == {"base", "draft"}
+    page = write_report(summary, records, tmp_path)
+    assert scorer.name in page.read_text()

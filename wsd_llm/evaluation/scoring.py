@@ -154,5 +154,5 @@ def implicit_reward(drafter: str | os.PathLike[str]) -> Scorer:
         from wsd_llm.training.rewards import ImplicitReward
     except ImportError as error:
         raise ValueError(f"the implicit reward needs the training code ({error}); "
-                         "install wsd-llm with the training extra that provides wsd_llm.training") from None
+                         "pip install 'wsd-llm[train]'") from None
     return ImplicitReward.from_drafter(drafter)
