@@ -256,7 +256,7 @@ def run(
 def serve(
     config: WSDConfig,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     draft: Draft = None,
     base: Base = None,
     draft_url: Annotated[str | None, typer.Option(
@@ -323,7 +323,8 @@ def remote_or_local(role: str, model: str | None, url: str | None, api_key: str 
     try:
         return kind(url, tokenizer, api_key=api_key, context_window=context_window)
     except (RemoteError, ValueError) as error:
-        err.print(f"[red]{role} server:[/red] {escape(str(error))}")
+        message = one_line(error) if isinstance(error, ValidationError) else str(error)
+        err.print(f"[red]{role} server:[/red] {escape(message)}")
         raise typer.Exit(1) from error
 
 

@@ -9,13 +9,14 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -83,6 +84,15 @@ class _Reply:
             },
         )
         return [last] if call else [*self.held, last]
+
+
+def _complete_reply(message: AIMessage) -> AIMessage:
+    """``message`` if its reply ended by itself; the structured reply is cut off otherwise."""
+    if message.response_metadata.get("finish_reason") == "length":
+        raise OutputParserException(
+            f"the reply ran out of max_tokens before the object was complete ({message.content!r}); "
+            "raise max_tokens", llm_output=str(message.content))
+    return message
 
 
 class ChatWSD(BaseChatModel):
@@ -326,8 +336,8 @@ class ChatWSD(BaseChatModel):
             schema: a pydantic model class, a TypedDict class, or a JSON schema / OpenAI tool dict.
             method: ``json_schema`` (the default): both models write under a grammar compiled from the
                 schema (see ``wsd_llm.Constraint``), so a reply that completes always parses; a budget
-                too small to close it raises the parser's error (or, with ``include_raw``, gives
-                ``parsing_error``). ``json_mode``: any JSON object, parsed as a dict. ``function_calling``:
+                too small to close it raises ``OutputParserException`` saying so (or, with
+                ``include_raw``, gives it as ``parsing_error``). ``json_mode``: any JSON object, parsed as a dict. ``function_calling``:
                 the prompt-based tool protocol (``bind_tools`` with the schema as the forced tool).
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
             **kwargs: bound as call options (``max_tokens``, WSD options).
@@ -350,6 +360,8 @@ class ChatWSD(BaseChatModel):
         parser: Runnable = JsonOutputParser()
         if pydantic_class and method == "json_schema":
             parser = PydanticOutputParser(pydantic_object=schema)
+        # LangChain's JSON parser completes a cut-off object; a reply the budget cut is an error here.
+        parser = RunnableLambda(_complete_reply) | parser
         llm = self.bind(constraint=constraint, ls_structured_output_format={
             "kwargs": {"method": method}, "schema": convert_to_json_schema(schema)}, **kwargs)
         if not include_raw:

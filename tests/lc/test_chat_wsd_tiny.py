@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.base import BaseMessage
 from langchain_core.tools import tool
@@ -224,7 +225,11 @@ def test_structured_output_parses_whatever_the_seed(json_llm):
 
 def test_structured_output_reports_a_budget_too_small_with_include_raw(json_llm):
     out = json_llm.with_structured_output(Point, include_raw=True, max_tokens=2).invoke("Where?")
-    assert out["parsed"] is None and out["parsing_error"] is not None
+    assert out["parsed"] is None and "ran out of max_tokens" in str(out["parsing_error"])
     assert out["raw"].response_metadata["finish_reason"] == "length"
+    for schema, method in ((Point.model_json_schema(), "json_schema"), (Point, "json_mode")):
+        # LangChain's own JSON parser would complete the cut-off object; it is an error instead.
+        with pytest.raises(OutputParserException, match="ran out of max_tokens"):
+            json_llm.with_structured_output(schema, method=method, max_tokens=2).invoke("Where?")
     with pytest.raises(ValueError, match="method must be"):
         json_llm.with_structured_output(Point, method="xml")

@@ -9,7 +9,7 @@ import threading
 import llama_index.core
 import pytest
 from llama_index.core import Settings
-from llama_index.core.base.llms.types import ImageBlock, TextBlock
+from llama_index.core.base.llms.types import ChatResponse, ImageBlock, TextBlock
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.wsd import WSDLLM
 
@@ -274,7 +274,10 @@ def test_bad_input_is_refused_with_a_clear_message(small_pipe, tiny_draft, tiny_
 def test_chat_responses_carry_logprobs_when_asked(small_pipe):
     expected = small_pipe.generate(CHAT_TURNS, logprobs=True, top_logprobs=1)
     llm = WSDLLM(pipeline=small_pipe, logprobs=True, top_logprobs=1)
-    for response in (llm.chat(CHAT), list(llm.stream_chat(CHAT))[-1]):
+    for response in (llm.chat(CHAT), list(llm.stream_chat(CHAT))[-1], llm.complete(CHAT_TURNS[-1]["content"])):
+        if not isinstance(response, ChatResponse):  # a completion: one user turn, not the chat
+            assert response.raw["logprobs"]["content"][0]["token"] == response.logprobs[0][0].token
+            continue
         assert [[p.token for p in token] for token in response.logprobs] == [
             [t.token, t.top_logprobs[0].token] for t in expected.logprobs]
         assert response.raw["logprobs"] == expected.openai_logprobs()

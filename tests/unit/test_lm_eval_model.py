@@ -79,3 +79,14 @@ def test_wsd_lm_eval_runs_lm_evals_cli_with_the_model_registered(tiny_draft, tin
     (path,) = (tmp_path / "results").rglob("results_*.json")
     metrics = json.loads(path.read_text())["results"]["wsd_arithmetic"]
     assert 0.0 <= metrics["exact_match,last_number"] <= 1.0
+
+
+def test_wsd_lm_eval_says_what_is_wrong_in_model_args_in_one_line_before_loading():
+    args = ["--model", "wsd", "--model_args", "draft=/nowhere,gama=0.8", "--tasks", "wsd_arithmetic",
+            "--include_path", str(EXAMPLES)]
+    done = subprocess.run([sys.executable, "-m", "wsd_llm.evaluation.lm_eval_model", *args], check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --model_args: unknown generation option(s): gama")
+    assert "Traceback" not in done.stderr

@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's own default for generate_until tasks
 
 
+class ModelArgsError(ValueError):
+    """A bad ``--model_args`` value of the ``wsd`` model (``wsd-lm-eval`` prints it as one line)."""
+
+
 @register_model("wsd")
 class WSDLM(LM):
     """Weak-to-Strong Decoding (or one of its models alone) answering lm-eval's generation requests."""
@@ -59,16 +63,20 @@ class WSDLM(LM):
                 ``max_new_tokens``, ``stop`` and ``temperature`` come from each request.
 
         Raises:
-            ValueError: an unknown ``system``, a bad option, or ``batch_size`` below 1.
-            TypeError: an option that is not a WSDConfig field.
+            ModelArgsError: an unknown ``system`` or option, a bad option value, or ``batch_size``
+                below 1 (a ``ValueError``), before any model loads.
         """
         super().__init__()
         if system not in ("wsd", "base", "draft"):
-            raise ValueError(f"system must be wsd, base or draft, got {system!r}")
+            raise ModelArgsError(f"system must be wsd, base or draft, got {system!r}")
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 1  # "auto" means one at a time
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise ModelArgsError(f"batch_size must be at least 1, got {batch_size}")
         self.system = system
+        try:  # before the models load, so a typo costs nothing
+            (pipeline.config if pipeline else WSDConfig()).updated(**options)
+        except (TypeError, ValueError) as error:
+            raise ModelArgsError(str(error)) from None
         if pipeline is None:
             load = {key: value for key, value in {"device_map": _usable(device), "dtype": dtype}.items() if value}
             pipeline = WSDPipeline.from_pretrained(draft, base, **load)
@@ -124,7 +132,7 @@ def _usable(device: str | None) -> str | None:
     import torch
 
     if device and device.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning("device %s is not available; running on the CPU", device)
+        logger.info("device %s is not available; running on the CPU", device)
         return None
     return device
 
@@ -162,7 +170,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except ModelArgsError as error:
+        sys.exit(f"error: --model_args: {' '.join(str(error).split())}")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ class _Chunker:
 
 def _completion(chunk: Chunk) -> CompletionResponse:
     text, delta, raw = chunk
-    return CompletionResponse(text=text, delta=delta, raw=raw)
+    return CompletionResponse(text=text, delta=delta, raw=raw, logprobs=_logprobs(raw))
 
 
 def _chat(chunk: Chunk) -> ChatResponse:
@@ -344,7 +344,7 @@ class WSDLLM(CustomLLM):
         """
         pipeline, conversation = self._prompt_request(prompt, formatted, kwargs)
         result = pipeline.generate(conversation)
-        return CompletionResponse(text=result.text, raw=result_raw(result))
+        return _completion((result.text, None, result_raw(result)))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
@@ -387,7 +387,7 @@ class WSDLLM(CustomLLM):
         """``complete`` in a worker thread; same arguments, result and errors."""
         pipeline, conversation = await asyncio.to_thread(self._prompt_request, prompt, formatted, kwargs)
         result = await pipeline.agenerate(conversation)
-        return CompletionResponse(text=result.text, raw=result_raw(result))
+        return _completion((result.text, None, result_raw(result)))
 
     @llm_completion_callback()
     async def astream_complete(
