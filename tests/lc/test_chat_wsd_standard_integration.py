@@ -21,8 +21,8 @@ pytestmark = pytest.mark.real
 _JOKE = ("the Joke model needs both 'setup' and 'punchline'. Under the json_schema constraint the reply is "
          "always the start of a valid Joke, but the pair writes the setup 'A cat is a cat, right? A cat is a "
          "cat, a cat is a cat, ...' and the greedy 270M base repeats it inside the string until the budget "
-         "ends (16, 48 and 96 tokens tried): finish_reason 'length', so pydantic gets no punchline. The "
-         "TypedDict and JSON-schema variants pass: LangChain's JSON parser accepts the partial object")
+         "ends (16, 48 and 96 tokens tried): finish_reason 'length', so there is no punchline, and a reply "
+         "cut by the budget is an OutputParserException (LangChain's own JSON parser would complete it)")
 _AUTO_TOOLS = ("with tool_choice left to the model, the 135M draft answers 'What is the weather in San "
                "Francisco?' in text instead of calling get_weather; a forced first call (tool_choice='any', "
                "ToolFirstMiddleware) completes the loop, see test_chat_wsd_real.py")
@@ -72,6 +72,10 @@ class TestChatWSDIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason=_JOKE, strict=False)
     def test_structured_output_pydantic_2_v1(self, model: BaseChatModel) -> None:
         super().test_structured_output_pydantic_2_v1(model)
+
+    @pytest.mark.xfail(reason=_JOKE, strict=False)
+    def test_structured_output_optional_param(self, model: BaseChatModel) -> None:
+        super().test_structured_output_optional_param(model)
 
     @pytest.mark.xfail(reason=_AUTO_TOOLS, strict=False)
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)

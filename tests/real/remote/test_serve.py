@@ -66,7 +66,8 @@ def test_auth_is_required(wsd_server, serve_key):
     ({"n": 2}, 400, "n=1"),
     ({"messages": [{"role": "user", "content": "x" * 30000}]}, 413, "at most 20000"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, "tool calling"),
-    ({"response_format": {"type": "json_object"}}, 400, "structured output"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}},
+     400, "does not compile"),
     ({"model": "gpt-4o"}, 404, "does not exist"),
 ])
 def test_bad_requests_get_openai_errors(client, request_fields, status, message):
