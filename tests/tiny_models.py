@@ -57,21 +57,21 @@ def tiny_base_tokenizer(gemma_decoder: bool = False) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
 
 
-def tiny_llama(tokenizer, seed: int = 0) -> TransformersModel:
+def tiny_llama(tokenizer, seed: int = 0, context: int = 256) -> TransformersModel:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=context,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.eos_token_id)
     torch.manual_seed(seed)
     return TransformersModel(LlamaForCausalLM(config), tokenizer, name=f"tiny-llama-{seed}")
 
 
-def tiny_gemma3(tokenizer, seed: int = 1) -> TransformersModel:
+def tiny_gemma3(tokenizer, seed: int = 1, context: int = 384) -> TransformersModel:
     """A Gemma-3 with a 4-token sliding window, so cache cropping crosses the window."""
     config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                               num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
                               layer_types=["sliding_attention", "full_attention"] * 2,
-                              max_position_embeddings=384, bos_token_id=tokenizer.bos_token_id,
+                              max_position_embeddings=context, bos_token_id=tokenizer.bos_token_id,
                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     return TransformersModel(Gemma3ForCausalLM(config), tokenizer, name=f"tiny-gemma3-{seed}")

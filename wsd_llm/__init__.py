@@ -17,10 +17,11 @@ if TYPE_CHECKING:
     from wsd_llm.config import WSDConfig
     from wsd_llm.constraints import Constraint
     from wsd_llm.messages import Message, normalize_messages
-    from wsd_llm.pipeline import WSDPipeline
+    from wsd_llm.pipeline import WSDPipeline, WSDRequest
     from wsd_llm.policies import GeometricMeanWindow, SwitchPolicy
-    from wsd_llm.results import StreamEvent, Timings, TokenLogprob, WSDResult
+    from wsd_llm.results import StreamEvent, Timings, TokenLogprob, ToolCall, ToolCallDelta, WSDResult
     from wsd_llm.sampling import Sampling
+    from wsd_llm.tools import ToolChoice
 
 _EXPORTS = {
     "Constraint": "wsd_llm.constraints",
@@ -34,9 +35,13 @@ _EXPORTS = {
     "SwitchPolicy": "wsd_llm.policies",
     "Timings": "wsd_llm.results",
     "TokenLogprob": "wsd_llm.results",
+    "ToolCall": "wsd_llm.results",
+    "ToolCallDelta": "wsd_llm.results",
+    "ToolChoice": "wsd_llm.tools",
     "TransformersModel": "wsd_llm.backends.transformers.model",
     "WSDConfig": "wsd_llm.config",
     "WSDPipeline": "wsd_llm.pipeline",
+    "WSDRequest": "wsd_llm.pipeline",
     "WSDResult": "wsd_llm.results",
     "cache_home": "wsd_llm.backends.transformers.conversion",
     "normalize_messages": "wsd_llm.messages",
@@ -53,9 +58,13 @@ __all__ = [
     "TargetSession",
     "Timings",
     "TokenLogprob",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
     "TransformersModel",
     "WSDConfig",
     "WSDPipeline",
+    "WSDRequest",
     "WSDResult",
     "cache_home",
     "normalize_messages",

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 ConstraintKind = Literal["json_schema", "json_object", "regex", "grammar"]
+# JSON as json.dumps writes it (what instruct models write too), in llguidance's terms; without
+# flexible whitespace a small model cannot wander off into endless blank lines between tokens.
+JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Constraint:
             ValueError: ``schema`` is not a JSON object, JSON text of one, or a pydantic model class.
         """
         if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
-            schema = _closed(schema.model_json_schema())
+            schema = closed_schema(schema.model_json_schema())
         if isinstance(schema, str):
             try:
                 schema = json.loads(schema)
@@ -94,14 +97,14 @@ class Constraint:
         return {"type": "object"} if self.kind == "json_object" else None
 
 
-def _closed(schema: Any) -> Any:
+def closed_schema(schema: Any) -> Any:
     """``schema`` with ``additionalProperties: false`` on every object that has properties and no
     rule of its own for other keys."""
     if isinstance(schema, list):
-        return [_closed(item) for item in schema]
+        return [closed_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    closed = {key: _closed(value) for key, value in schema.items()}
+    closed = {key: closed_schema(value) for key, value in schema.items()}
     if "properties" in closed and "additionalProperties" not in closed:
         closed["additionalProperties"] = False
     return closed

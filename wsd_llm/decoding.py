@@ -77,13 +77,14 @@ class WSDRun:
 
     def __init__(self, draft: DraftModel, base: TargetModel, messages: list[Message], config: WSDConfig):
         self.draft, self.base, self.messages, self.config = draft, base, messages, config
-        self.clock = _Clock()
+        self.clock = _Clock()  # restarted when the run starts: a prepared run may wait its turn
         self.draft_stops = prompts.INSTRUCT_STOPS
         self.markers = prompts.base_stops(config.base_format)
         self.reply_stops = self.markers + config.stop
 
     def events(self) -> Iterator[StreamEvent]:
         """The reply as :class:`StreamEvent` pieces; the last event carries the result."""
+        self.clock = _Clock()
         config = self.config
         draft_prompt = prompts.draft_prompt(self.draft, self.messages)
         base_prompt = prompts.base_prompt(self.base, self.messages, config.base_format)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -13,9 +14,13 @@ from tqdm.auto import tqdm
 from wsd_llm.backends.loading import ModelSpec, as_model
 from wsd_llm.backends.protocols import BatchedTarget, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
+from wsd_llm.constraints import Constraint
 from wsd_llm.decoding import WSDRun
+from wsd_llm.errors import OptionError
 from wsd_llm.messages import Conversation, Message, normalize_messages
+from wsd_llm.prefill import PrefilledDraft
 from wsd_llm.results import StreamEvent, WSDResult
+from wsd_llm.tools import ToolCallStream, ToolChoice
 
 
 def wsd_model_name(draft: str, base: str) -> str:
@@ -77,22 +82,61 @@ class WSDPipeline:
         """The name faces report for this pair: ``wsd:<draft>+<base>``."""
         return wsd_model_name(self.draft.name, self.base.name)
 
-    def check(self, messages: Conversation, **options: Any) -> tuple[list[Message], WSDConfig]:
-        """Validate a request before any model runs: the conversation, the options, and that the
-        conversation fits both models' context windows.
+    def prepare(
+        self,
+        messages: Conversation,
+        *,
+        tools: Sequence[Any] | None = None,
+        tool_choice: Any = None,
+        response_format: Any = None,
+        **options: Any,
+    ) -> WSDRequest:
+        """Check a request before any model runs and make it ready to run.
+
+        Args:
+            messages: a prompt string (one user turn) or ``[{"role", "content"}, ...]`` ending with a
+                user turn; OpenAI's tool-loop turns (assistant ``tool_calls``, ``tool`` results) too.
+            tools: tools the reply may call, in OpenAI's format (``{"type": "function", "function":
+                {"name", "description", "parameters"}}``); see ``wsd_llm.tools``.
+            tool_choice: ``"auto"`` (the default with tools), ``"none"``, ``"required"``, a tool's
+                name, or the dict forms of OpenAI and Anthropic (``wsd_llm.tools.CHOICE_FORMS``).
+            response_format: what an answer must match: OpenAI's ``response_format``, a JSON schema,
+                a pydantic class or a :class:`~wsd_llm.Constraint` (the ``constraint`` option).
+            options: ``WSDConfig`` fields for this call (``max_new_tokens``, ``gamma``, ``stop``...);
+                ``stop`` strings add to the configured ones, other options replace them.
+
+        With tools, both models write under the tool grammar where they can (local models with
+        llguidance); otherwise the tools are only described and a required call's draft is prefilled.
 
         Returns:
-            The normalized conversation and the config of the call.
+            The checked :class:`WSDRequest`; run it once with ``events()`` or ``result()``.
 
         Raises:
-            ValueError: a malformed conversation, a bad option value, or a conversation longer
-                than the draft's or the base's context window.
+            ValueError: a malformed conversation, tool or ``tool_choice``, a bad option value (an
+                ``OptionError`` naming it), a constraint that does not compile, or a conversation
+                longer than the draft's or the base's context window.
             TypeError: an unknown option.
         """
         conversation = normalize_messages(messages)
+        choice = ToolChoice.parse(tools, tool_choice)
+        if response_format is not None:
+            if options.get("constraint") is not None:
+                raise OptionError("give response_format or constraint, not both", option="constraint")
+            options["constraint"] = response_format
         config = self.config.updated(**options)
-        WSDRun(self.draft, self.base, conversation, config).check_fits()
-        return conversation, config
+        response, draft = config.constraint, self.draft
+        if choice.tools:
+            conversation = choice.prompt(conversation)
+            if all(_can_constrain(model) for model in (self.draft, self.base)):
+                try:
+                    config = config.updated(constraint=choice.constraint(response))
+                except ValueError as error:
+                    raise OptionError(str(error), option="constraint") from None
+            elif prefix := choice.prefill():
+                draft = PrefilledDraft(self.draft, prefix)
+        run = WSDRun(draft, self.base, conversation, config)
+        run.check_fits()
+        return WSDRequest(run, choice, response)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(draft={self.draft.name!r}, base={self.base.name!r}, config={self.config!r})"
@@ -101,33 +145,27 @@ class WSDPipeline:
         """Yield the reply as it is confirmed: accepted draft text, then the base's tokens.
 
         Args:
-            messages: a prompt string (one user turn) or ``[{"role", "content"}, ...]`` ending
-                with a user turn.
-            options: ``WSDConfig`` fields for this call (``max_new_tokens``, ``gamma``, ``stop``...);
-                ``stop`` strings add to the configured ones, other options replace them.
+            messages, options: as :meth:`prepare` takes them (``tools``, ``tool_choice``,
+                ``response_format`` and ``WSDConfig`` fields).
 
         Returns:
             An iterator of :class:`StreamEvent`: each says which model wrote its text; their
-            texts add up to ``generate(...).text``; the last one has empty text and the result.
+            texts add up to ``generate(...).text`` (a reply that is a tool call comes as
+            ``tool_call`` pieces instead); the last one has empty text and the result.
             Closing it early stops the models.
 
         Raises:
-            ValueError: a malformed conversation, a bad option, or a conversation longer than a
-                model's context window (raised by the first ``next()``; ``check`` raises it at once).
-            TypeError: an unknown option.
+            ValueError, TypeError: as :meth:`prepare`, raised by the first ``next()``
+                (``prepare`` raises them at once).
         """
-        run = WSDRun(self.draft, self.base, normalize_messages(messages), self.config.updated(**options))
-        return run.events()
+        yield from self.prepare(messages, **options).events()
 
     def generate(self, messages: Conversation, **options: Any) -> WSDResult:
-        """Write the whole reply and return it with its switch statistics.
+        """Write the whole reply and return it with its switch statistics (and tool calls).
 
-        Arguments and errors as :meth:`stream`; returns its last event's :class:`WSDResult`.
+        Arguments and errors as :meth:`prepare`; returns its last event's :class:`WSDResult`.
         """
-        for event in self.stream(messages, **options):
-            if event.result is not None:
-                return event.result
-        raise RuntimeError("the WSD run ended without a result")  # pragma: no cover
+        return self.prepare(messages, **options).result()
 
     def batch(
         self,
@@ -148,7 +186,8 @@ class WSDPipeline:
                 throughput on a GPU, at the cost of drafting every reply in full. It needs a base
                 that runs batches (``BatchedTarget``: a local ``TransformersModel``, with a local draft).
             show_progress: a tqdm progress bar over conversations.
-            options: ``WSDConfig`` fields for every call.
+            options: ``WSDConfig`` fields for every call; with ``batch_size=1`` also ``tools``,
+                ``tool_choice`` and ``response_format`` (see :meth:`prepare`).
 
         Returns:
             One :class:`WSDResult` per conversation.
@@ -159,13 +198,15 @@ class WSDPipeline:
         """
         # Check every input first so a bad line fails before hours of generation.
         checked = [normalize_messages(conversation) for conversation in conversations]
-        config = self.config.updated(**options)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        per_request = {"tools", "tool_choice", "response_format"} & set(options)
+        config = self.config.updated(**{k: v for k, v in options.items() if k not in per_request})
+        ToolChoice.parse(options.get("tools"), options.get("tool_choice"))
         if batch_size == 1:
             return [self.generate(messages, **options) for messages in tqdm(checked, disable=not show_progress)]
-        if config.logprobs or config.constraint:
-            raise ValueError("logprobs and constraints work per request: use batch_size=1 with them")
+        if per_request or config.logprobs or config.constraint:
+            raise ValueError("tools, logprobs and constraints work per request: use batch_size=1 with them")
         if not isinstance(self.base, BatchedTarget):
             raise TypeError(f"batch_size > 1 needs a base model that runs batches (a local TransformersModel), "
                             f"not {type(self.base).__name__}; use batch_size=1")
@@ -183,15 +224,66 @@ class WSDPipeline:
 
     async def astream(self, messages: Conversation, **options: Any) -> AsyncIterator[StreamEvent]:
         """``stream`` in a worker thread; leaving the loop early stops the models."""
-        from wsd_llm._threads import iterate_in_thread
-
-        iterator = self.stream(messages, **options)
-        async for event in iterate_in_thread(lambda: iterator):
+        async for event in _in_thread(self.stream(messages, **options)):
             yield event
 
     async def abatch(self, conversations: Sequence[Conversation], **options: Any) -> list[WSDResult]:
         """``batch`` in a worker thread (same arguments and errors)."""
         return await asyncio.to_thread(self.batch, conversations, **options)
+
+
+def _can_constrain(model: Any) -> bool:
+    """Whether ``model`` can write under a grammar (a local backend whose tokenizer llguidance reads)."""
+    return getattr(model, "constrainable", False)
+
+
+async def _in_thread(events: Iterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    from wsd_llm._threads import iterate_in_thread
+
+    async for event in iterate_in_thread(lambda: events):
+        yield event
+
+
+@dataclass
+class WSDRequest:
+    """One checked request (see :meth:`WSDPipeline.prepare`), ready to run once.
+
+    Attributes:
+        run: the WSD run of the conversation (with the tool prompt and grammar, when tools apply).
+        tools: the request's tools and how the reply must use them.
+        response: what an answer must match (the request's own constraint), if anything.
+    """
+
+    run: WSDRun
+    tools: ToolChoice
+    response: Constraint | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        """The conversation the models read (tools described, tool turns written as text)."""
+        return self.run.messages
+
+    @property
+    def config(self) -> WSDConfig:
+        return self.run.config
+
+    def events(self) -> Iterator[StreamEvent]:
+        """The reply as :meth:`WSDPipeline.stream` gives it."""
+        if not self.tools.tools:
+            return self.run.events()
+        stream = ToolCallStream(self.tools, self.response)
+        return (piece for event in self.run.events() for piece in stream.feed(event))
+
+    def aevents(self) -> AsyncIterator[StreamEvent]:
+        """``events`` in a worker thread; leaving the loop early stops the models."""
+        return _in_thread(self.events())
+
+    def result(self) -> WSDResult:
+        """Run to the end and return the result."""
+        for event in self.events():
+            if event.result is not None:
+                return event.result
+        raise RuntimeError("the WSD run ended without a result")  # pragma: no cover
 
 
 class LazyPipeline:

@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Source = Literal["draft", "base"]
-# Why a reply ended, in OpenAI's words: "stop" (end of turn or a stop string), "length" (the budget).
-FinishReason = Literal["stop", "length"]
+# Why a reply ended, in OpenAI's words: "stop" (end of turn or a stop string), "length" (the budget),
+# "tool_calls" (the reply is a complete tool call).
+FinishReason = Literal["stop", "length", "tool_calls"]
 
 # What faces report about a run besides its text and usage (server ``wsd`` field, LangChain
 # ``response_metadata``, LlamaIndex ``raw``, ``wsd-llm run`` lines).
@@ -49,6 +50,25 @@ class TokenLogprob(BaseModel):
                                            "at this position, most likely first (``top_logprobs`` of them).")
 
 
+class ToolCall(BaseModel):
+    """A tool call read from a reply (OpenAI's ``tool_calls[i]``, without the ``type``)."""
+
+    id: str = Field(description="The call's id (``call_...``), which the tool's result message refers to.")
+    name: str = Field(description="The tool's name: always one of the tools of the request.")
+    arguments: str = Field(description="The arguments as JSON text, as the model wrote them; not valid JSON "
+                           "when the budget cut the call (finish_reason 'length').")
+
+
+class ToolCallDelta(BaseModel):
+    """A piece of a tool call while it is written (OpenAI's streamed ``delta.tool_calls[i]``): the first
+    piece carries ``id`` and ``name``; the ``arguments`` pieces add up to :attr:`ToolCall.arguments`."""
+
+    index: int = 0
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
 class WSDResult(BaseModel):
     """The reply and the switch statistics of one WSD run.
 
@@ -77,6 +97,9 @@ class WSDResult(BaseModel):
         None, description="Each reply token under the base model, when asked for (``logprobs=True``).")
     parsed: Any = Field(None, description="The reply's JSON value under a JSON constraint (schema or object); "
                         "None without one, or when the budget ran out first (finish_reason 'length').")
+    tool_calls: list[ToolCall] | None = Field(
+        None, description="The tool calls of the reply, when the request had tools and the reply is a call "
+        "(its ``text`` is then the call as written); None otherwise.")
 
     @property
     def completion_tokens(self) -> int:
@@ -116,11 +139,13 @@ class WSDResult(BaseModel):
 class StreamEvent(BaseModel):
     """A piece of the reply, tagged with the model that wrote it.
 
+    With tools, a reply that is a call comes as ``tool_call`` pieces (``text`` empty) instead of text.
     The last event of a stream has empty ``text`` and carries the full ``result``.
     """
 
     text: str
     source: Source
+    tool_call: ToolCallDelta | None = None
     result: WSDResult | None = None
 
 

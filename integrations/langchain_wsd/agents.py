@@ -3,7 +3,7 @@
 A 135M draft rarely decides on its own to call a tool, and once a result is in the
 conversation it may keep calling. ``ToolFirstMiddleware`` removes both failure modes in a
 ``create_agent`` loop: the first model turn must call a tool (prefilled, see
-``langchain_wsd.tools``) and every turn after a tool result answers in text.
+``wsd_llm.tools``) and every turn after a tool result answers in text.
 """
 
 from __future__ import annotations

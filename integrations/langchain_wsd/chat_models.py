@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Literal
@@ -22,9 +21,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_wsd.messages import to_wsd_messages
-from langchain_wsd.prefill import PrefilledDraft
-from langchain_wsd.tools import ToolChoice, parse_tool_call, with_tool_prompt
-from wsd_llm import Message, StreamEvent, WSDConfig, WSDPipeline, WSDResult, normalize_messages
+from wsd_llm import StreamEvent, ToolChoice, WSDConfig, WSDPipeline, WSDResult
+from wsd_llm.pipeline import WSDRequest
 from wsd_llm.packaged import BASE_NAME, DRAFT_NAME
 from wsd_llm.pipeline import LazyPipeline, wsd_model_name
 
@@ -41,35 +39,27 @@ class _Reply:
 
     Text chunks carry ``response_metadata={"wsd_sources": [source]}``: lists concatenate when
     chunks are added, so the merged message lists the writer of each chunk in order, where a
-    string would be glued into nonsense. Usage and the run's statistics ride on the last chunk
-    only. With tools bound the reply is held until it is complete, because only the whole
-    text tells a tool call from an answer.
+    string would be glued into nonsense. A tool call comes as ``tool_call_chunks`` (its name first,
+    then its arguments as they are written). Usage and the run's statistics ride on the last chunk only.
     """
 
-    def __init__(self, choice: ToolChoice, model_name: str) -> None:
-        self.choice = choice
+    def __init__(self, model_name: str) -> None:
         self.model_name = model_name
-        self.held: list[AIMessageChunk] = []
 
-    def feed(self, event: StreamEvent) -> list[AIMessageChunk]:
+    def feed(self, event: StreamEvent) -> AIMessageChunk | None:
         if event.result is not None:
             return self._finish(event.result)
+        if (piece := event.tool_call) is not None:
+            return AIMessageChunk(content="", tool_call_chunks=[
+                tool_call_chunk(name=piece.name, args=piece.arguments, id=piece.id, index=piece.index)])
         if not event.text:
-            return []
-        chunk = AIMessageChunk(content=event.text, response_metadata={"wsd_sources": [event.source]})
-        if self.choice.tools:
-            self.held.append(chunk)
-            return []
-        return [chunk]
+            return None
+        return AIMessageChunk(content=event.text, response_metadata={"wsd_sources": [event.source]})
 
-    def _finish(self, result: WSDResult) -> list[AIMessageChunk]:
-        call = parse_tool_call(result.text, self.choice)
+    def _finish(self, result: WSDResult) -> AIMessageChunk:
         usage = result.usage()
-        calls = [tool_call_chunk(name=call.name, args=call.arguments, id=f"call_{uuid.uuid4().hex}", index=0)] \
-            if call else []
-        last = AIMessageChunk(
+        return AIMessageChunk(
             content="",
-            tool_call_chunks=calls,
             chunk_position="last",
             usage_metadata={
                 "input_tokens": usage["prompt_tokens"],
@@ -79,11 +69,9 @@ class _Reply:
             response_metadata={
                 **result.stats(),
                 "model_name": self.model_name,
-                "finish_reason": "tool_calls" if call else result.finish_reason,
                 **({"logprobs": result.openai_logprobs()} if result.logprobs is not None else {}),
             },
         )
-        return [last] if call else [*self.held, last]
 
 
 def _complete_reply(message: AIMessage) -> AIMessage:
@@ -176,9 +164,11 @@ class ChatWSD(BaseChatModel):
         ```
 
     Tool calling:
-        Tools are described in a system turn and called with a JSON reply (see
-        ``langchain_wsd.tools``); a forced call (``tool_choice="any"``, a tool's name, or
-        the dict forms of OpenAI and Anthropic) prefills the draft with the call's start.
+        Tools are described in a system turn and called with a JSON reply (``wsd_llm.tools``).
+        Local models write under a grammar, so a call always names a bound tool and its arguments
+        fit the tool's schema; a forced call (``tool_choice="any"``, a tool's name, or the dict
+        forms of OpenAI and Anthropic) is always a call. Streams send ``tool_call_chunks`` as the
+        call is written, and plain answers as text as soon as they cannot be a call.
 
         ```python
         from langchain_core.tools import tool
@@ -300,7 +290,7 @@ class ChatWSD(BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools for the prompt-based protocol (see ``langchain_wsd.tools``).
+        """Bind tools (the core's tool protocol and grammar: ``wsd_llm.tools``).
 
         Args:
             tools: LangChain tools, functions, pydantic models or OpenAI tool dicts.
@@ -319,7 +309,7 @@ class ChatWSD(BaseChatModel):
                 tools, or a tool name that is not among ``tools``.
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
-        ToolChoice.parse(formatted, tool_choice)  # a bad choice fails here, not at the first call
+        ToolChoice.parse(formatted, tool_choice)  # a bad tool or choice fails here, not at the first call
         return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(
@@ -375,24 +365,17 @@ class ChatWSD(BaseChatModel):
         return config.updated(**self.wsd_options).updated(
             max_new_tokens=self.max_tokens, temperature=self.temperature, stop=self.stop)
 
-    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-                 ) -> tuple[WSDPipeline, list[Message], ToolChoice]:
-        """The pipeline, conversation and tool choice of one call, checked before any model runs.
+    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> WSDRequest:
+        """The request of one call (tools and constraint included), checked before any model runs.
 
         Options follow ``WSDConfig.updated``: the pipeline's config, then ``wsd_options`` and
-        the fields, then the call's own; stop strings of all three apply. A required tool call
-        gets a draft prefilled with its start.
+        the fields, then the call's own; stop strings of all three apply.
         """
         kwargs = dict(kwargs)
-        choice = ToolChoice.parse(kwargs.pop("tools", None) or [], kwargs.pop("tool_choice", None))
-        # Checked before the tool prompt is added, so a bad conversation gets the same error with tools.
-        conversation = with_tool_prompt(normalize_messages(to_wsd_messages(messages)), choice)
         loaded = self.wsd_pipeline
-        configured = self._configured(loaded.config)
-        conversation, config = WSDPipeline(loaded.draft, loaded.base, configured).check(
-            conversation, max_new_tokens=kwargs.pop("max_tokens", None), stop=stop, **kwargs)
-        draft = PrefilledDraft(loaded.draft, prefix) if (prefix := choice.prefill()) else loaded.draft
-        return WSDPipeline(draft, loaded.base, config), conversation, choice
+        configured = WSDPipeline(loaded.draft, loaded.base, self._configured(loaded.config))
+        return configured.prepare(to_wsd_messages(messages), max_new_tokens=kwargs.pop("max_tokens", None),
+                                  stop=stop, **kwargs)
 
     def _stream(
         self,
@@ -401,10 +384,9 @@ class ChatWSD(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        pipeline, conversation, choice = self._prepare(messages, stop, kwargs)
-        reply = _Reply(choice, self.model_name)
-        for event in pipeline.stream(conversation):
-            for message in reply.feed(event):
+        reply = _Reply(self.model_name)
+        for event in self._prepare(messages, stop, kwargs).events():
+            if (message := reply.feed(event)) is not None:
                 chunk = ChatGenerationChunk(message=message)
                 if run_manager:
                     run_manager.on_llm_new_token(message.text, chunk=chunk)
@@ -418,10 +400,10 @@ class ChatWSD(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         # In a thread: a first load (and tokenizing a long conversation) must not block the loop.
-        pipeline, conversation, choice = await asyncio.to_thread(self._prepare, messages, stop, kwargs)
-        reply = _Reply(choice, self.model_name)
-        async for event in pipeline.astream(conversation):
-            for message in reply.feed(event):
+        request = await asyncio.to_thread(self._prepare, messages, stop, kwargs)
+        reply = _Reply(self.model_name)
+        async for event in request.aevents():
+            if (message := reply.feed(event)) is not None:
                 chunk = ChatGenerationChunk(message=message)
                 if run_manager:
                     await run_manager.on_llm_new_token(message.text, chunk=chunk)

@@ -15,8 +15,7 @@ from tiny_models import tiny_base_tokenizer, tiny_gemma3
 
 from langchain_wsd import ChatWSD
 from langchain_wsd.messages import to_wsd_messages
-from langchain_wsd.tools import ToolChoice, first_json_object, parse_tool_call
-from wsd_llm import WSDConfig, WSDPipeline, prompts
+from wsd_llm import ToolChoice, WSDConfig, WSDPipeline, normalize_messages, prompts
 
 
 @tool
@@ -48,7 +47,7 @@ def test_history_with_tool_turns_maps_to_core_turns(tiny_draft):
         AIMessage([{"type": "text", "text": "It is 3."}]),
         ToolMessage("boom", name="add", tool_call_id="c2", status="error"),
     ]
-    turns = to_wsd_messages(history)
+    turns = normalize_messages([*to_wsd_messages(history), {"role": "user", "content": "And?"}])[:-1]
     assert turns == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is 1 + 2?"},
@@ -100,35 +99,14 @@ def test_max_tokens_and_temperature_reach_the_pipeline(llm, tiny_pipe):
         llm.invoke("Hello", bogus=1)
 
 
-def test_first_json_object_is_tolerant():
-    assert first_json_object('Sure! ```json\n{"tool": "add", "arguments": {"a": 1}}\n``` done') == {
-        "tool": "add", "arguments": {"a": 1}}
-    assert first_json_object("{not json} then {\"a\": 2}") == {"a": 2}
-    assert first_json_object('{"a": 1, "b": "cut off') == {"a": 1, "b": "cut off"}
-    assert first_json_object("no braces") is None
-
-
-def test_parse_tool_call_by_choice():
-    auto = ToolChoice.parse(TOOLS, "auto")
-    assert parse_tool_call('{"tool": "add", "arguments": {"a": 1, "b": 2}}', auto).name == "add"
-    assert parse_tool_call('{"name": "add", "parameters": {"a": 1}}', auto).arguments == '{"a": 1}'
-    assert parse_tool_call('{"tool": "unbound", "arguments": {}}', auto) is None  # a plain answer
-    assert parse_tool_call("Just text.", auto) is None
-    named = ToolChoice.parse(TOOLS, "add")
-    assert json.loads(parse_tool_call('{"a": 1, "b": 2}', named).arguments) == {"a": 1, "b": 2}
-    assert parse_tool_call("no idea", named).arguments == "no idea"  # becomes an invalid tool call
-    assert parse_tool_call("whatever", ToolChoice.parse(TOOLS, "now")).arguments == "{}"
-    assert parse_tool_call("I would use now", ToolChoice.parse(TOOLS, "any")).name == "now"
-    assert parse_tool_call('{"tool": "add"}', ToolChoice.parse(TOOLS, "none")) is None
-
-
 def test_tool_choice_checks_and_prefills():
-    with pytest.raises(ValueError, match="names the tool 'subtract', which is not bound; bound tools: add, now"):
+    with pytest.raises(ValueError, match="names the tool 'subtract', which is not given; tools: add, now"):
         ToolChoice.parse(TOOLS, "subtract")
-    with pytest.raises(ValueError, match="no tools are bound"):
+    with pytest.raises(ValueError, match="no tools are given"):
         ToolChoice.parse([], "any")
-    assert ToolChoice.parse(TOOLS, "add").prefill() == '{"a": '
-    assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == "{}"
+    assert ToolChoice.parse(TOOLS, "add").prefill() == '{"tool": "add", "arguments": {"a": '
+    assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == \
+        '{"tool": "now", "arguments": {'
     assert ToolChoice.parse(TOOLS, "required").prefill() == '{"tool": "'
     assert ToolChoice.parse(TOOLS, None).prefill() == ""
 
@@ -151,11 +129,11 @@ def test_every_langchain_spelling_of_tool_choice_is_honoured(choice, expected):
 
 
 @pytest.mark.parametrize(("choice", "error"), [
-    ({"type": "allowed_tools", "tools": []}, "not a form ChatWSD knows"),
-    ({"type": "tool"}, "not a form ChatWSD knows"),
-    ({"function": {"name": "now"}}, "not a form ChatWSD knows"),
-    ({"type": "function", "function": {"name": "subtract"}}, "'subtract', which is not bound"),
-    ({"type": "tool", "name": "subtract"}, "'subtract', which is not bound"),
+    ({"type": "allowed_tools", "tools": []}, "not a form wsd-llm knows"),
+    ({"type": "tool"}, "not a form wsd-llm knows"),
+    ({"function": {"name": "now"}}, "not a form wsd-llm knows"),
+    ({"type": "function", "function": {"name": "subtract"}}, "'subtract', which is not given"),
+    ({"type": "tool", "name": "subtract"}, "'subtract', which is not given"),
     (3, "must be a str, bool, dict or None, got int"),
 ])
 def test_tool_choice_forms_it_cannot_honour_are_refused(choice, error):
@@ -173,9 +151,9 @@ def test_an_empty_conversation_gets_the_same_error_with_tools_bound(llm):
 
 
 def test_bind_tools_rejects_a_choice_it_cannot_honour(llm):
-    with pytest.raises(ValueError, match="not bound"):
+    with pytest.raises(ValueError, match="not given"):
         llm.bind_tools([add], tool_choice="now")
-    with pytest.raises(ValueError, match="not a form ChatWSD knows"):
+    with pytest.raises(ValueError, match="not a form wsd-llm knows"):
         llm.bind_tools([add], tool_choice={"type": "bogus"})
 
 

@@ -65,7 +65,7 @@ def test_text_that_fits_the_reported_window_fits_both_models(small_pipe, monkeyp
         mid = (low + high + 1) // 2
         low, high = (mid, high) if len(counted(text[:mid])) <= budget else (low, mid - 1)
     assert low > 0
-    small_pipe.check([{"role": "user", "content": text[:low]}])  # raises if it does not fit
+    small_pipe.prepare([{"role": "user", "content": text[:low]}])  # raises if it does not fit
     if ours:  # counting in model tokens leaves only the markup reserve unused
         window = min(small_pipe.draft.context_window, small_pipe.base.context_window)
         assert window - 64 == metadata.context_window

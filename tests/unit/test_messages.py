@@ -23,10 +23,32 @@ def test_history_is_kept_in_order():
         ([{"role": "user", "content": ["x"]}], "content must be a string"),
         ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "last message must come from the user"),
         ([{"role": "user", "content": "   "}], "last user message is empty"),
-        ([{"role": "tool", "content": "42"}, {"role": "user", "content": "q"}], "unknown role 'tool'"),
+        ([{"role": "user", "content": "q", "tool_calls": [{"id": "c"}]}], "only assistant turns call tools"),
+        ([{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [{"id": "c"}]},
+          {"role": "tool", "tool_call_id": "c", "content": "4"}], "message 1 has a tool call without function.name"),
+        ([{"role": "assistant", "content": None}, {"role": "user", "content": "q"}], "message 0 content must be"),
         ([{"role": "user", "content": "bad \udcff bytes"}], "not valid Unicode text .*decode raw bytes"),
     ],
 )
 def test_bad_conversations_get_clear_errors(messages, message):
     with pytest.raises(ValueError, match=message):
         normalize_messages(messages)
+
+
+def test_a_tool_loop_history_becomes_protocol_text_turns():
+    """OpenAI's tool loop: the call as the protocol's JSON, the result as a user turn naming the tool."""
+    history = [
+        {"role": "user", "content": "What is 2+3?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "5"},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "c2", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "boom", "status": "error"},
+    ]
+    assert normalize_messages(history)[1:] == [
+        {"role": "assistant", "content": '{"tool": "add", "arguments": {"a": 2, "b": 3}}'},
+        {"role": "user", "content": "Tool result (add): 5\n\nNow answer my question using this result."},
+        {"role": "assistant", "content": 'Let me check.\n{"tool": "add", "arguments": {"a": 1}}'},
+        {"role": "user", "content": "Tool error (add): boom\n\nNow answer my question using this result."},
+    ]

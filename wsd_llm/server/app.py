@@ -185,7 +185,7 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
         """Refuse (400) a bad conversation or option, or a conversation longer than a model's
         context, before any model runs (tokenizing a long conversation takes a while: off the loop)."""
         try:
-            await asyncio.to_thread(pipe.check, messages, **options)
+            await asyncio.to_thread(pipe.prepare, messages, **options)
         except OptionError as error:
             param = _REQUEST_FIELD.get(error.option, error.option)
             what = str(error).removeprefix(error.option).lstrip()  # "gamma must be ..." -> "must be ..."

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from wsd_llm.constraints import Constraint
+from wsd_llm.constraints import JSON_LAYOUT, Constraint
 
 if TYPE_CHECKING:
     import llguidance
@@ -36,10 +36,14 @@ def _llg_tokenizer(tokenizer: PreTrainedTokenizerBase) -> llguidance.LLTokenizer
         return _TOKENIZERS[tokenizer]
 
 
-# JSON as json.dumps writes it (what instruct models write too); without flexible whitespace a
-# small model cannot wander off into endless blank lines between tokens. A schema's own
-# "x-guidance" options take precedence.
-JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+def reads_tokenizer(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether llguidance is installed and can read ``tokenizer``."""
+    try:
+        _llg_tokenizer(tokenizer)
+    except (ImportError, ValueError):
+        return False
+    return True
 
 
 def _grammar(constraint: Constraint) -> str:
@@ -49,6 +53,7 @@ def _grammar(constraint: Constraint) -> str:
         return llguidance.LLMatcher.grammar_from_regex(constraint.value)
     if constraint.kind == "grammar":
         return llguidance.LLMatcher.grammar_from_lark(constraint.value)
+    # A schema's own "x-guidance" options take precedence over the layout.
     return llguidance.LLMatcher.grammar_from_json_schema(constraint.schema, defaults=JSON_LAYOUT)
 
 

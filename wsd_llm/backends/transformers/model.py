@@ -248,6 +248,13 @@ class TransformersModel(TokenizerMixin):
             out = self.model(input_ids=input_ids, cache=cache, use_cache=True, logits_to_keep=rows)
         return out.logits[0, -rows:]
 
+    @property
+    def constrainable(self) -> bool:
+        """Whether this model can write under a constraint: llguidance is installed and reads its tokenizer."""
+        from wsd_llm.backends.transformers.grammar import reads_tokenizer
+
+        return reads_tokenizer(self.tokenizer)
+
     def check_constraint(self, constraint: Constraint) -> None:
         """Compile ``constraint`` for this model's tokenizer (llguidance), so a bad one fails before any
         model runs.

@@ -309,8 +309,8 @@ class WSDLLM(CustomLLM):
         fields, ``generate_kwargs``, then the call's own; stop strings of all of them apply."""
         pipeline = self.pipeline
         configured = WSDPipeline(pipeline.draft, pipeline.base, self._configured(pipeline.config))
-        conversation, config = configured.check(conversation, **kwargs)
-        return WSDPipeline(pipeline.draft, pipeline.base, config), conversation
+        request = configured.prepare(conversation, **kwargs)
+        return WSDPipeline(pipeline.draft, pipeline.base, request.config), request.messages
 
     @staticmethod
     def _chunks(pipeline: WSDPipeline, conversation: list[Message]) -> Iterator[Chunk]:

@@ -1,10 +1,13 @@
-"""Start the draft's reply with fixed text, so a tiny model cannot miss a required format."""
+"""Start the draft's reply with fixed text, so a small model cannot miss a required format
+(a required tool call where no grammar can force it: ``wsd_llm.tools``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from wsd_llm import DraftModel, Message, Sampling
+from wsd_llm.backends.protocols import DraftModel
+from wsd_llm.messages import Message
+from wsd_llm.sampling import Sampling
 
 
 class PrefilledDraft:
