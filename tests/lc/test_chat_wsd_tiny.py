@@ -103,9 +103,8 @@ def test_tool_choice_checks_and_prefills():
         ToolChoice.parse(TOOLS, "subtract")
     with pytest.raises(ValueError, match="no tools are given"):
         ToolChoice.parse([], "any")
-    assert ToolChoice.parse(TOOLS, "add").prefill() == '{"tool": "add", "arguments": {"a": '
-    assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == \
-        '{"tool": "now", "arguments": {'
+    assert ToolChoice.parse(TOOLS, "add").prefill() == '{"a": '
+    assert ToolChoice.parse(TOOLS, {"type": "function", "function": {"name": "now"}}).prefill() == "{}"
     assert ToolChoice.parse(TOOLS, "required").prefill() == '{"tool": "'
     assert ToolChoice.parse(TOOLS, None).prefill() == ""
 
@@ -210,3 +209,40 @@ def test_structured_output_reports_a_budget_too_small_with_include_raw(json_llm)
             json_llm.with_structured_output(schema, method=method, max_tokens=2).invoke("Where?")
     with pytest.raises(ValueError, match="method must be"):
         json_llm.with_structured_output(Point, method="xml")
+
+
+@pytest.fixture(scope="module")
+def tool_llm() -> ChatWSD:
+    """The tiny pair with contexts long enough for tool descriptions, on tokenizers llguidance reads."""
+    from tiny_models import tiny_draft_tokenizer, tiny_llama
+
+    base = tiny_gemma3(tiny_base_tokenizer(gemma_decoder=True), context=2048)
+    pipe = WSDPipeline(tiny_llama(tiny_draft_tokenizer(), context=2048), base, WSDConfig(max_new_tokens=60))
+    return ChatWSD(pipeline=pipe, temperature=1.0, wsd_options={"seed": 0, "base_temperature": 1.0})
+
+
+def test_a_forced_call_streams_as_tool_call_chunks(tool_llm):
+    chunks = list(tool_llm.bind_tools([add, now], tool_choice="add").stream("What is 2 + 3?"))
+    pieces = [chunk.tool_call_chunks[0] for chunk in chunks if chunk.tool_call_chunks]
+    assert len(pieces) > 2 and pieces[0]["name"] == "add" and pieces[0]["id"].startswith("call_")
+    assert all(piece["name"] is None and piece["id"] is None for piece in pieces[1:])
+    assert not any(chunk.content for chunk in chunks)
+    full = sum(chunks[1:], chunks[0])
+    assert full.tool_calls[0]["name"] == "add" and set(full.tool_calls[0]["args"]) == {"a", "b"}
+    assert full.response_metadata["finish_reason"] == "tool_calls"
+    (invoked,) = tool_llm.bind_tools([add, now], tool_choice="add").invoke("What is 2 + 3?").tool_calls
+    assert {**invoked, "id": None} == {**full.tool_calls[0], "id": None}  # each call gets its own id
+
+
+def test_with_tools_bound_a_text_answer_streams_as_text(tool_llm):
+    llm = tool_llm.bind_tools([add, now])
+    for seed in range(6):  # the random pair answers in text for some seeds, calls for others
+        chunks = list(llm.stream("Hi", seed=seed))
+        if chunks[0].content:
+            break
+    else:
+        pytest.fail("no seed gave a text answer")
+    text = [chunk for chunk in chunks if chunk.content]
+    assert len(text) > 1 and not any(chunk.tool_call_chunks for chunk in chunks)
+    full = sum(chunks[1:], chunks[0])
+    assert not full.tool_calls and full.response_metadata["finish_reason"] in ("stop", "length")
