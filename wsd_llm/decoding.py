@@ -81,16 +81,15 @@ class WSDRun:
         self.draft_stops = prompts.INSTRUCT_STOPS
         self.markers = prompts.base_stops(config.base_format)
         self.reply_stops = self.markers + config.stop
+        self._prompts: tuple[str, str, int] | None = None  # draft prompt, base prompt, its length in tokens
 
     def events(self) -> Iterator[StreamEvent]:
         """The reply as :class:`StreamEvent` pieces; the last event carries the result."""
         self.clock = _Clock()
         config = self.config
-        draft_prompt = prompts.draft_prompt(self.draft, self.messages)
-        base_prompt = prompts.base_prompt(self.base, self.messages, config.base_format)
-        prompt_length = len(self.base.encode(base_prompt))
-        self._check_fits(draft_prompt, prompt_length)
-        self._check_constraint()
+        if self._prompts is None:
+            self.check()
+        draft_prompt, base_prompt, prompt_length = self._prompts
         session = self.base.open_session()
         stream = TextStream(self.reply_stops, self.markers)
         drafts = self.draft.stream_draft(draft_prompt, config.draft_sampling())
@@ -218,12 +217,20 @@ class WSDRun:
                 self.clock.timings.first_text_s = self.clock.elapsed()
             yield StreamEvent(text=text, source=source)
 
-    def check_fits(self) -> None:
-        """Raise :class:`~wsd_llm.errors.ContextWindowExceeded` (a ``ValueError``) if the conversation
-        is too long for the draft or the base."""
+    def check(self) -> None:
+        """Build both prompts (once: the run reuses them) and check that they fit both context
+        windows and that both models can write under the constraint.
+
+        Raises:
+            wsd_llm.errors.ContextWindowExceeded: a prompt longer than a model's context window.
+            wsd_llm.errors.OptionError: a constraint a model cannot write under.
+        """
         base_prompt = prompts.base_prompt(self.base, self.messages, self.config.base_format)
-        self._check_fits(prompts.draft_prompt(self.draft, self.messages), len(self.base.encode(base_prompt)))
+        draft_prompt = prompts.draft_prompt(self.draft, self.messages)
+        prompt_length = len(self.base.encode(base_prompt))
+        self._check_fits(draft_prompt, prompt_length)
         self._check_constraint()
+        self._prompts = (draft_prompt, base_prompt, prompt_length)
 
     def _check_constraint(self) -> None:
         """Both models must be able to decode under the config's constraint (``check_constraint``)."""

@@ -135,7 +135,7 @@ class WSDPipeline:
             elif prefix := choice.prefill():
                 draft = PrefilledDraft(self.draft, prefix)
         run = WSDRun(draft, self.base, conversation, config)
-        run.check_fits()
+        run.check()
         return WSDRequest(run, choice, response)
 
     def __repr__(self) -> str:

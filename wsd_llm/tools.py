@@ -112,10 +112,26 @@ def _describe(tool: ToolSchema) -> str:
     return f"- {function['name']}: {description} Call: {call}"
 
 
-def _envelope(tool: ToolSchema) -> dict[str, Any]:
-    """The JSON schema of one call of ``tool``: its name, and arguments valid under its (closed) parameters."""
-    return {"type": "object", "properties": {"tool": {"const": tool["function"]["name"]},
-                                             "arguments": closed_schema(_parameters(tool))},
+def _envelope(tool: ToolSchema, defs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of one call of ``tool``: its name, and arguments valid under its (closed)
+    parameters. The parameters' ``$defs`` move into ``defs`` (the root's), renamed per tool, so their
+    ``$ref`` pointers still resolve from the call's schema."""
+    name = tool["function"]["name"]
+    parameters = _parameters(tool)
+    own = parameters.pop("$defs", {})
+
+    def moved(node: Any) -> Any:
+        if isinstance(node, list):
+            return [moved(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        node = {key: moved(value) for key, value in node.items()}
+        if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/$defs/"):
+            node["$ref"] = f"#/$defs/{name}.{node['$ref'].removeprefix('#/$defs/')}"
+        return node
+
+    defs.update({f"{name}.{key}": closed_schema(moved(value)) for key, value in own.items()})
+    return {"type": "object", "properties": {"tool": {"const": name}, "arguments": closed_schema(moved(parameters))},
             "required": ["tool", "arguments"], "additionalProperties": False}
 
 
@@ -222,8 +238,10 @@ class ToolChoice:
             raise ValueError("a tool constraint needs tools")
         if self.bare:
             return Constraint.json_schema(closed_schema(_parameters(self.tool(self.name))))
-        envelopes = [_envelope(tool) for tool in self.tools]
+        defs: dict[str, Any] = {}
+        envelopes = [_envelope(tool, defs) for tool in self.tools]
         call = envelopes[0] if len(envelopes) == 1 else {"anyOf": envelopes}
+        call = {**call, "$defs": defs} if defs else call
         if self.required:
             return Constraint.json_schema(call)
         if response is not None and response.schema is None:

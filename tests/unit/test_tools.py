@@ -187,3 +187,27 @@ def test_a_reply_that_begins_as_text_streams_at_once():
     out = [*stream.feed(StreamEvent(text=" ", source="draft")), *stream.feed(StreamEvent(text="Hi", source="draft"))]
     assert [e.text for e in out] == [" ", "Hi"]
     assert [e.text for e in stream.feed(StreamEvent(text=" there", source="base"))] == [" there"]
+
+
+def test_tools_with_nested_models_keep_their_refs(pipe):
+    """Nested pydantic arguments come as $defs + $ref (openai.pydantic_function_tool, LangChain tools):
+    the call's schema keeps them resolvable, for one tool among several too."""
+    from pydantic import BaseModel, Field
+
+    class City(BaseModel):  # short strings: a random model would write long ones until the budget ends
+        name: str = Field(max_length=6)
+        country: str = Field(max_length=6)
+
+    class Trip(BaseModel):
+        origin: City
+        destination: City
+
+    trip = {"type": "function", "function": {"name": "plan", "parameters": Trip.model_json_schema()}}
+    assert "$defs" in trip["function"]["parameters"]
+    for tools, choice in (([trip, ADD], "required"), ([trip, ADD], None), ([trip], "plan")):
+        request = pipe.prepare("Plan a trip", tools=tools, tool_choice=choice)
+        assert request.config.constraint is not None
+    results = [pipe.generate("Plan a trip", tools=[trip, ADD], tool_choice="required", seed=seed, **SAMPLED,
+                             max_new_tokens=200) for seed in range(10)]
+    plans = [r.tool_calls[0] for r in results if r.finish_reason == "tool_calls" and r.tool_calls[0].name == "plan"]
+    assert plans and all(Trip.model_validate_json(call.arguments) for call in plans)
