@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from live_servers import free_port
-from tiny_models import tiny_base_tokenizer, tiny_gemma3
+from tiny_models import tiny_base_tokenizer, tiny_draft_tokenizer, tiny_gemma3, tiny_llama
 
 from wsd_llm import WSDConfig, WSDPipeline
 from wsd_llm.server import ServerSettings, create_app
@@ -74,8 +74,6 @@ def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):
 
 
 @pytest.mark.parametrize(("fields", "param"), [
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
-    ({"tool_choice": "auto"}, "tool_choice"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"function_call": "auto"}, "function_call"),
     ({"response_format": {"type": "json_schema"}}, "response_format"),
@@ -148,21 +146,6 @@ def test_fields_clients_send_by_default_are_accepted(http):
                            {"role": "user", "content": [{"type": "text", "text": "Hel"},
                                                         {"type": "text", "text": "lo!"}]}]}
     assert post(http, **fields).status_code == 200
-
-
-@pytest.mark.parametrize(("messages", "param"), [
-    ([{"role": "user", "content": "What is 2+2?"},
-      {"role": "assistant", "content": None, "tool_calls": [
-          {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
-      {"role": "tool", "tool_call_id": "c1", "content": "4"}], "messages.1.tool_calls"),
-    ([{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "Let me check."},
-      {"role": "tool", "tool_call_id": "c1", "content": "4"}], "messages.2.role"),
-])
-def test_tool_loop_history_is_refused_by_name(http, messages, param):
-    response = post(http, messages=messages)
-    error = error_of(response)
-    assert response.status_code == 400 and error["param"] == param
-    assert "tool_calls/tool messages are not supported yet" in error["message"]
 
 
 def test_unknown_model_is_a_404_model_not_found(http, tiny_pipe):
@@ -331,3 +314,158 @@ def test_a_schema_that_does_not_compile_is_a_400_on_response_format(json_client)
         json_client.chat.completions.create(model="wsd", messages=MESSAGES, response_format=bad)
     assert caught.value.body["param"] == "response_format"
     assert "does not compile" in caught.value.body["message"]
+
+
+# ---------------------------------------------------------------- tools
+
+WEATHER = {"type": "function", "function": {"name": "weather", "description": "The weather in a city.",
+                                            "parameters": {"type": "object", "properties": {
+                                                "city": {"type": "string", "enum": ["Paris", "Rome"]}},
+                                                "required": ["city"]}}}
+NOW = {"type": "function", "function": {"name": "now", "description": "The time.", "parameters": {
+    "type": "object", "properties": {}}}}
+TOOLS = [WEATHER, NOW]
+NAMED = {"type": "function", "function": {"name": "weather"}}
+SAMPLED = {"temperature": 1.0, "seed": 1}
+HISTORY = [{"role": "user", "content": "Weather in Paris?"},
+           {"role": "assistant", "content": None, "tool_calls": [
+               {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}}]},
+           {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "Sunny"}]}]
+
+
+@pytest.fixture(scope="module")
+def tools_pipe() -> WSDPipeline:
+    """A pair both of whose tokenizers llguidance reads, so calls are written under the tool grammar; long
+    contexts, as the tool descriptions are hundreds of tokens of these tiny tokenizers."""
+    base = tiny_gemma3(tiny_base_tokenizer(gemma_decoder=True), context=2048)
+    return WSDPipeline(tiny_llama(tiny_draft_tokenizer(), context=2048), base,
+                       WSDConfig(max_new_tokens=60, max_draft_tokens=60))
+
+
+@pytest.fixture(scope="module")
+def tools_http(tools_pipe) -> TestClient:
+    return TestClient(create_app(tools_pipe, ServerSettings(max_tokens=60)))
+
+
+@pytest.fixture(scope="module")
+def tools_client(tools_http) -> openai.OpenAI:
+    return openai.OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=tools_http, max_retries=0)
+
+
+@pytest.mark.parametrize("choice", ["required", NAMED])
+def test_a_call_is_openais_tool_calls_message(tools_client, tools_http, tools_pipe, choice):
+    expected = tools_pipe.generate(MESSAGES, tools=TOOLS, tool_choice=choice, max_new_tokens=60, **SAMPLED)
+    reply = tools_client.chat.completions.create(model="wsd", messages=MESSAGES, tools=TOOLS, tool_choice=choice,
+                                                 parallel_tool_calls=False, max_tokens=60, **SAMPLED)
+    message = reply.choices[0].message
+    (call,) = message.tool_calls
+    assert isinstance(call, openai.types.chat.ChatCompletionMessageFunctionToolCall) and call.type == "function"
+    assert (call.function.name, call.function.arguments) == (expected.tool_calls[0].name,
+                                                             expected.tool_calls[0].arguments)
+    assert call.id.startswith("call_") and message.content is None
+    assert reply.choices[0].finish_reason == "tool_calls" == expected.finish_reason
+    if choice == NAMED:
+        assert call.function.name == "weather" and json.loads(call.function.arguments)["city"] in ("Paris", "Rome")
+    raw = post(tools_http, tools=TOOLS, tool_choice=choice, max_tokens=60, **SAMPLED).json()["choices"][0]["message"]
+    assert set(raw) == {"role", "content", "tool_calls"} and raw["content"] is None
+
+
+def test_a_text_reply_with_tools_has_no_tool_calls_field(tools_http, tools_pipe):
+    expected = tools_pipe.generate(MESSAGES, tools=TOOLS, max_new_tokens=8, seed=0)
+    assert expected.tool_calls is None  # the tiny model answers in text, under the grammar's answer rule
+    raw = post(tools_http, tools=TOOLS, tool_choice="auto", seed=0).json()["choices"][0]
+    assert raw["message"] == {"role": "assistant", "content": expected.text}
+    assert raw["finish_reason"] == expected.finish_reason
+
+
+def test_streamed_call_pieces_add_up_to_the_call(tools_client):
+    fields = {"model": "wsd", "messages": MESSAGES, "tools": TOOLS, "tool_choice": NAMED, "max_tokens": 60, **SAMPLED}
+    whole = tools_client.chat.completions.create(**fields).choices[0].message.tool_calls[0]
+    chunks = list(tools_client.chat.completions.create(**fields, stream=True))
+    pieces = [piece for chunk in chunks if chunk.choices for piece in chunk.choices[0].delta.tool_calls or ()]
+    first, rest = pieces[0], pieces[1:]
+    assert (first.index, first.type, first.function.name) == (0, "function", "weather") and first.id.startswith("call_")
+    assert all(p.index == 0 and p.id is None and p.type is None and p.function.name is None for p in rest)
+    assert "".join(p.function.arguments for p in pieces) == whole.function.arguments
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    with tools_client.chat.completions.stream(**fields) as stream:  # the SDK's own accumulator
+        (call,) = stream.get_final_completion().choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == ("weather", whole.function.arguments)
+
+
+def test_tools_with_a_json_response_format_reply_with_a_call_or_an_object(tools_client):
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"],
+              "additionalProperties": False}
+    response_format = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    for seed in range(3):
+        reply = tools_client.chat.completions.create(model="wsd", messages=MESSAGES, tools=[WEATHER], max_tokens=60,
+                                                     response_format=response_format, temperature=1.0, seed=seed)
+        choice = reply.choices[0]
+        if choice.message.tool_calls:
+            assert choice.message.tool_calls[0].function.name == "weather" and choice.message.content is None
+        elif choice.finish_reason == "stop":
+            assert set(json.loads(choice.message.content)) == {"answer"}
+        else:  # a random model may write digits until the budget ends
+            assert choice.finish_reason == "length" and choice.message.content.startswith("{")
+
+
+@pytest.mark.parametrize("tools", [None, TOOLS])
+def test_a_tool_loop_history_is_answered(http, tiny_pipe, tools):
+    fields = {"tools": tools, "tool_choice": "none"} if tools else {}
+    response = post(http, messages=HISTORY, max_tokens=12, **fields)
+    assert response.status_code == 200
+    as_text = [HISTORY[0], HISTORY[1], {**HISTORY[2], "content": "Sunny"}]
+    assert response.json()["choices"][0]["message"]["content"] == tiny_pipe.generate(as_text, max_new_tokens=12).text
+
+
+TOOL_RESULT = {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"}
+
+
+@pytest.mark.parametrize(("messages", "param", "says"), [
+    ([*HISTORY[:2], {"role": "tool", "content": "Sunny"}], "messages.2.tool_call_id", "field required"),
+    ([*HISTORY[:2], {**TOOL_RESULT, "tool_call_id": "call_9"}], "messages.2.tool_call_id",
+     "no earlier assistant message made a call with id 'call_9'"),
+    ([HISTORY[0], TOOL_RESULT], "messages.1.tool_call_id", "no earlier assistant message"),
+    ([{**HISTORY[0], "tool_calls": HISTORY[1]["tool_calls"]}], "messages.0.tool_calls", "only assistant messages"),
+    ([{**HISTORY[0], "tool_call_id": "call_1"}], "messages.0.tool_call_id", "only tool messages"),
+    ([HISTORY[0], {"role": "assistant", "content": None}, HISTORY[0]], "messages.1.content", "field required"),
+    ([HISTORY[0], {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"arguments": "{}"}}]},
+      HISTORY[0]], "messages.1.tool_calls.0.function.name", "field required"),
+    ([*HISTORY[:2], {"role": "function", "name": "weather", "content": "Sunny"}], "messages.2.role",
+     "legacy function role"),
+    ([HISTORY[0], {"role": "assistant", "content": None, "function_call": {"name": "weather", "arguments": "{}"}},
+      HISTORY[0]], "messages.1.function_call", "legacy function_call"),
+    (HISTORY[:2], "messages", "the last message must come from the user"),
+])
+def test_bad_tool_loop_messages_name_the_field(http, messages, param, says):
+    response = post(http, messages=messages)
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param
+    assert error["message"].startswith(f"{param}: ") and says in error["message"]
+
+
+BAD_PARAMETERS = {"type": "function", "function": {"name": "f", "parameters": {
+    "type": "object", "properties": {"a": {"type": "nonsense"}}}}}
+
+
+@pytest.mark.parametrize(("fields", "param", "says"), [
+    ({"tools": [{"name": "weather"}]}, "tools", "tools[0] must be {'type': 'function'"),
+    ({"tools": [WEATHER, WEATHER]}, "tools", "two tools are named 'weather'"),
+    ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools", "letters, digits"),
+    ({"tools": "weather"}, "tools", "valid list"),
+    ({"tools": [BAD_PARAMETERS]}, "tools", "tools[0].function.parameters: the json_schema constraint does not compile"),
+    ({"tools": [WEATHER, BAD_PARAMETERS], "tool_choice": "required"}, "tools", "tools[1].function.parameters"),
+    ({"tool_choice": "required"}, "tool_choice", "requires a tool call, but no tools are given"),
+    ({"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "rain"}}}, "tool_choice",
+     "names the tool 'rain', which is not given; tools: weather, now"),
+    ({"tools": TOOLS, "tool_choice": {"type": "allowed_tools"}}, "tool_choice", "is not a form wsd-llm knows"),
+    ({"tools": TOOLS, "tool_choice": 3}, "tool_choice", "must be a str, bool, dict or None"),
+    ({"tools": TOOLS, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "nonsense"}}}}, "response_format", "does not compile"),
+])
+def test_bad_tools_and_tool_choice_are_400s_naming_the_field(tools_http, fields, param, says):
+    response = post(tools_http, **fields)
+    error = error_of(response)
+    assert response.status_code == 400 and error["param"] == param
+    assert error["message"].startswith(f"{param}: ") and says in error["message"]

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
 
+from wsd_llm.constraints import Constraint, closed_schema
 from wsd_llm.errors import ContextWindowExceeded, OptionError
-from wsd_llm.messages import Message
-from wsd_llm.pipeline import WSDPipeline
+from wsd_llm.pipeline import WSDPipeline, WSDRequest
 from wsd_llm.results import StreamEvent, WSDResult
 from wsd_llm.server.protocol import (
     APIError,
@@ -30,6 +30,7 @@ from wsd_llm.server.protocol import (
     ModelList,
     Reply,
 )
+from wsd_llm.tools import ToolChoice
 
 logger = logging.getLogger("wsd_llm.server")
 
@@ -168,25 +169,26 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
             raise APIError(404, f"model {body.model[:80]!r} does not exist; this server serves "
                                 f"{settings.model_name!r}", param="model", code="model_not_found")
         body.refuse_unsupported()
-        messages = body.conversation()
         options = body.options(max_tokens=settings.max_tokens, max_draft_tokens=pipe.config.max_draft_tokens,
                                default_tokens=min(pipe.config.max_new_tokens, settings.max_tokens))
-        await _check(messages, options)
+        prepared = await asyncio.to_thread(_prepare, body, options)
         reply = Reply(settings.model_name)
         if body.stream:
-            events = _stream(reply, messages, options, body.include_usage)
-            return EventSourceResponse(events, ping=15, sep="\n")
-        result = await _complete(request, messages, options)
+            return EventSourceResponse(_stream(reply, prepared, body.include_usage), ping=15, sep="\n")
+        result = await _complete(request, prepared)
         if result is None:  # nobody is listening any more
             return Response(status_code=499)
         return reply.completion(result)
 
-    async def _check(messages: list[Message], options: dict[str, Any]) -> None:
-        """Refuse (400) a bad conversation or option, or a conversation longer than a model's
-        context, before any model runs (tokenizing a long conversation takes a while: off the loop)."""
+    def _prepare(body: ChatRequest, options: dict[str, Any]) -> WSDRequest:
+        """The checked run of a request; a 400 for a bad conversation, tool or option, or a conversation
+        longer than a model's context, before any model runs (tokenizing takes a while: off the loop)."""
+        tools = body.tool_choice_in_force()
         try:
-            await asyncio.to_thread(pipe.prepare, messages, **options)
+            return pipe.prepare(body.conversation(), tools=body.tools, tool_choice=body.tool_choice, **options)
         except OptionError as error:
+            if error.option == "constraint" and tools.tools:
+                raise _grammar_error(body, tools, error) from error
             param = _REQUEST_FIELD.get(error.option, error.option)
             what = str(error).removeprefix(error.option).lstrip()  # "gamma must be ..." -> "must be ..."
             raise APIError(400, f"{param}: {what}", param=param) from error
@@ -195,23 +197,33 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
         except (ValueError, TypeError) as error:
             raise APIError(400, f"messages: {error}", param="messages") from error
 
-    async def _run(messages: list[Message], options: dict[str, Any],
-                   progress: _Progress) -> AsyncIterator[StreamEvent]:
+    def _grammar_error(body: ChatRequest, tools: ToolChoice, error: OptionError) -> APIError:
+        """The 400 of a reply constraint that did not compile with tools in force: it names the first
+        tool whose parameters do not compile alone, else the response_format it was combined with."""
+        check = getattr(pipe.draft, "check_constraint", None)
+        for index, tool in enumerate(tools.tools if check else ()):
+            try:
+                check(Constraint.json_schema(closed_schema(tool["function"].get("parameters") or {})))
+            except OptionError as fault:
+                return APIError(400, f"tools: tools[{index}].function.parameters: {fault}", param="tools")
+        param = "response_format" if body.response_format else "tools"
+        return APIError(400, f"{param}: {str(error).splitlines()[0]}", param=param)  # llguidance's is long
+
+    async def _run(prepared: WSDRequest, progress: _Progress) -> AsyncIterator[StreamEvent]:
         """The run's events once a worker slot is free; closing it stops the models within one chunk."""
-        async with gate, aclosing(pipe.astream(messages, **options)) as events:
+        async with gate, aclosing(prepared.aevents()) as events:
             progress.running = True
             async for event in events:
-                progress.text.append(event.text)
+                progress.text.append(event.tool_call.arguments if event.tool_call else event.text)
                 progress.finished = event.result is not None
                 yield event
 
-    async def _complete(request: Request, messages: list[Message],
-                        options: dict[str, Any]) -> WSDResult | None:
+    async def _complete(request: Request, prepared: WSDRequest) -> WSDResult | None:
         """The run's result, or None when the client leaves first: the run is then stopped."""
         progress = _Progress()
 
         async def result() -> WSDResult:
-            async with aclosing(_run(messages, options, progress)) as events:
+            async with aclosing(_run(prepared, progress)) as events:
                 async for event in events:
                     if event.result is not None:
                         return event.result
@@ -228,15 +240,14 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
                 progress.log_cancelled(pipe)
         return work.result() if not work.cancelled() else None
 
-    async def _stream(reply: Reply, messages: list[Message], options: dict[str, Any],
-                      include_usage: bool) -> AsyncIterator[str]:
+    async def _stream(reply: Reply, prepared: WSDRequest, include_usage: bool) -> AsyncIterator[str]:
         yield reply.chunk(Delta(role="assistant", content="")).sse()
         progress = _Progress()
         try:
-            async with aclosing(_run(messages, options, progress)) as events:
+            async with aclosing(_run(prepared, progress)) as events:
                 async for event in events:
                     if event.result is None:
-                        yield reply.chunk(Delta(content=event.text)).sse()
+                        yield reply.piece(event).sse()
                         continue
                     yield reply.finish(event.result).sse()
                     if include_usage:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wsd_llm.messages import Message
-from wsd_llm.results import FinishReason, WSDResult
+from wsd_llm.results import FinishReason, StreamEvent, ToolCall, ToolCallDelta, WSDResult
+from wsd_llm.tools import ToolChoice
 
 # ---------------------------------------------------------------- errors
 
@@ -78,7 +78,7 @@ def _explain(error: Any) -> str:
 
 # ---------------------------------------------------------------- requests
 
-_TOOLS = "tool calling is not supported yet: this server writes plain text"
+_LEGACY = "the legacy functions/function_call fields are not supported; send tools and tool_choice instead"
 _OUTPUT = "only text output is supported"
 
 
@@ -89,10 +89,8 @@ def _off(*values: Any) -> Callable[[Any], bool]:
 # Fields the server does not honour yet, with the values that mean "off" (what clients send when
 # the feature is not used) and why any other value is refused.
 UNSUPPORTED: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "tools": (_off([]), f"{_TOOLS}; send the request without tools"),
-    "tool_choice": (_off("none"), _TOOLS),
-    "functions": (_off([]), _TOOLS),
-    "function_call": (_off("none"), _TOOLS),
+    "functions": (_off([]), _LEGACY),
+    "function_call": (_off("none"), _LEGACY),
     "n": (_off(1), "only n=1 is supported: one reply per request"),
     "logit_bias": (_off({}), "logit_bias is not supported; leave it out"),
     "modalities": (_off(["text"]), _OUTPUT),
@@ -141,6 +139,27 @@ class StreamOptions(BaseModel):
     include_obfuscation: bool | None = Field(None, description="Accepted; there is nothing to pad here.")
 
 
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The tool's name.")
+    arguments: str = Field(description="The arguments as JSON text.")
+
+
+class MessageToolCall(BaseModel):
+    """OpenAI's ``tool_calls[i]`` of an assistant message: in a request's history, and in a reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The call's id, which the tool message with its result refers to.")
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @classmethod
+    def of(cls, call: ToolCall) -> MessageToolCall:
+        return cls(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+
+
 class ChatMessage(BaseModel):
     """One message of the conversation; multi-part content is joined into one text."""
 
@@ -148,8 +167,8 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | None = None
-    name: str | None = Field(None, description="Accepted, not used.")
-    tool_calls: list[Any] | None = None
+    name: str | None = Field(None, description="A tool message's tool name; accepted, not used, elsewhere.")
+    tool_calls: list[MessageToolCall] | None = None
     tool_call_id: str | None = None
     function_call: Any = None
     refusal: str | None = None
@@ -173,26 +192,46 @@ class ChatMessage(BaseModel):
             texts.append(part["text"])
         return "".join(texts)
 
-    def refuse_unsupported(self, index: int) -> None:
+    def refuse_unsupported(self, index: int, call_ids: set[str]) -> None:
+        """Raise a 400 naming what is wrong with this message, the ``index``-th, in a conversation
+        whose earlier assistant messages made the calls ``call_ids``."""
         where = f"messages.{index}"
-        tools = "tool_calls/tool messages are not supported yet: this server does not call tools"
-        if self.tool_calls:
-            raise APIError(400, f"{where}.tool_calls: {tools}", param=f"{where}.tool_calls")
-        if self.function_call is not None:
-            raise APIError(400, f"{where}.function_call: {tools}", param=f"{where}.function_call")
-        if self.role in ("tool", "function"):
-            raise APIError(400, f"{where}.role: {tools}", param=f"{where}.role")
-        if self.audio is not None:
-            raise APIError(400, f"{where}.audio: {_OUTPUT}", param=f"{where}.audio")
-        if self.refusal is not None:
-            raise APIError(400, f"{where}.refusal: send the refusal's text as content",
-                           param=f"{where}.refusal")
-        if self.content is None:
-            raise APIError(400, f"{where}.content: field required", param=f"{where}.content")
 
-    def as_message(self) -> Message:
-        role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.content or ""}  # type: ignore[typeddict-item]
+        def refuse(field: str, why: str) -> APIError:
+            return APIError(400, f"{where}.{field}: {why}", param=f"{where}.{field}")
+
+        if self.role == "function":
+            raise refuse("role", "the legacy function role is not supported; send a tool's result as "
+                                 "{'role': 'tool', 'tool_call_id': ..., 'content': ...}")
+        if self.function_call is not None:
+            raise refuse("function_call", "the legacy function_call is not supported; send tool_calls")
+        if self.tool_calls and self.role != "assistant":
+            raise refuse("tool_calls", f"only assistant messages carry tool_calls, not {self.role} messages")
+        if self.role == "tool":
+            if self.tool_call_id is None:
+                raise refuse("tool_call_id", "field required: the id of the call whose result this is")
+            if self.tool_call_id not in call_ids:
+                raise refuse("tool_call_id", f"no earlier assistant message made a call with id "
+                                             f"{_short(self.tool_call_id)}; send that message (with its "
+                                             "tool_calls) before the tool results")
+        elif self.tool_call_id is not None:
+            raise refuse("tool_call_id", "only tool messages carry tool_call_id")
+        if self.audio is not None:
+            raise refuse("audio", _OUTPUT)
+        if self.refusal is not None:
+            raise refuse("refusal", "send the refusal's text as content")
+        if self.content is None and not self.tool_calls:
+            raise refuse("content", "field required")
+
+    def as_message(self) -> dict[str, Any]:
+        """The message in OpenAI's shape, which the core reads (tool-loop turns included)."""
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role,
+                                   "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        if self.role == "tool":
+            message.update(tool_call_id=self.tool_call_id, name=self.name)
+        return message
 
 
 class ChatRequest(BaseModel):
@@ -231,10 +270,13 @@ class ChatRequest(BaseModel):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     service_tier: str | None = None
-    parallel_tool_calls: bool | None = None  # only means something with tools, which are refused
+    # Tools (see ``wsd_llm.tools``).
+    tools: list[dict[str, Any]] | None = Field(None, description="OpenAI function tools the reply may call.")
+    tool_choice: Any = Field(None, description='"auto" (the default with tools), "none", "required", or '
+                             '{"type": "function", "function": {"name": ...}}.')
+    parallel_tool_calls: bool | None = Field(None, description="Accepted: a reply holds at most one call, "
+                                             "which OpenAI allows either way.")
     # Refused unless "off" (see UNSUPPORTED).
-    tools: Any = None
-    tool_choice: Any = None
     functions: Any = None
     function_call: Any = None
     response_format: ResponseFormat | None = None
@@ -281,10 +323,29 @@ class ChatRequest(BaseModel):
         for field, (is_off, why) in UNSUPPORTED.items():
             if not is_off(getattr(self, field)):
                 raise APIError(400, f"{field}: {why}", param=field)
+        call_ids: set[str] = set()
         for index, message in enumerate(self.messages):
-            message.refuse_unsupported(index)
+            message.refuse_unsupported(index, call_ids)
+            call_ids.update(call.id for call in message.tool_calls or ())
 
-    def conversation(self) -> list[Message]:
+    def tool_choice_in_force(self) -> ToolChoice:
+        """The tools the reply may call and whether it must, as the core reads them.
+
+        Raises:
+            APIError: 400 naming ``tools`` (a malformed tool, two with one name) or ``tool_choice``
+                (an unknown form, a call required with no tools, a tool that is not given).
+        """
+        try:
+            ToolChoice.parse(self.tools)
+        except ValueError as error:
+            raise APIError(400, f"tools: {error}", param="tools") from error
+        try:
+            return ToolChoice.parse(self.tools, self.tool_choice)
+        except ValueError as error:
+            raise APIError(400, f"tool_choice: {error}", param="tool_choice") from error
+
+    def conversation(self) -> list[dict[str, Any]]:
+        """The messages in OpenAI's shape, for ``WSDPipeline.prepare``."""
         return [message.as_message() for message in self.messages]
 
     def options(self, *, max_tokens: int, default_tokens: int, max_draft_tokens: int) -> dict[str, Any]:
@@ -381,8 +442,17 @@ class ChoiceLogprobs(BaseModel):
 
 
 class AssistantMessage(BaseModel):
+    """The reply: its text, or (``content`` null) the tool call it is."""
+
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[MessageToolCall] | None = Field(None, exclude_if=lambda calls: calls is None)  # as OpenAI
+
+    @classmethod
+    def of(cls, result: WSDResult) -> AssistantMessage:
+        if result.tool_calls:
+            return cls(content=None, tool_calls=[MessageToolCall.of(call) for call in result.tool_calls])
+        return cls(content=result.text)
 
 
 class Choice(BaseModel):
@@ -404,9 +474,31 @@ class ChatCompletion(BaseModel):
     wsd: dict[str, Any]
 
 
+class FunctionDelta(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallChunk(BaseModel):
+    """A streamed piece of a call (OpenAI's ``delta.tool_calls[i]``): the first has the id, type and
+    name; the ``function.arguments`` of all add up to the call's arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionDelta
+
+    @classmethod
+    def of(cls, piece: ToolCallDelta) -> ToolCallChunk:
+        first = piece.name is not None
+        return cls(index=piece.index, id=piece.id, type="function" if first else None,
+                   function=FunctionDelta(name=piece.name, arguments=piece.arguments))
+
+
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallChunk] | None = None
 
 
 class ChunkChoice(BaseModel):
@@ -452,7 +544,7 @@ class Reply:
         self.id, self.created, self.model = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model
 
     def completion(self, result: WSDResult) -> ChatCompletion:
-        choice = Choice(message=AssistantMessage(content=result.text), finish_reason=result.finish_reason,
+        choice = Choice(message=AssistantMessage.of(result), finish_reason=result.finish_reason,
                         logprobs=ChoiceLogprobs.of(result))
         return ChatCompletion(id=self.id, created=self.created, model=self.model, choices=[choice],
                               usage=Usage(**result.usage()), wsd=result.stats())
@@ -461,6 +553,12 @@ class Reply:
               **fields: Any) -> ChatCompletionChunk:
         choice = ChunkChoice(delta=delta, finish_reason=finish, logprobs=logprobs)
         return ChatCompletionChunk(id=self.id, created=self.created, model=self.model, choices=[choice], **fields)
+
+    def piece(self, event: StreamEvent) -> ChatCompletionChunk:
+        """The chunk of a piece of the reply: text, or a piece of the call the reply is."""
+        if event.tool_call is not None:
+            return self.chunk(Delta(tool_calls=[ToolCallChunk.of(event.tool_call)]))
+        return self.chunk(Delta(content=event.text))
 
     def finish(self, result: WSDResult) -> ChatCompletionChunk:
         """The chunk that ends the choice: its finish reason, the switch statistics, no usage, and the

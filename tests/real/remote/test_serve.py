@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 
 import httpx
 import openai
+import pydantic
 import pytest
 from live_servers import free_port
 
 MESSAGES = [{"role": "user", "content": "Give me one tip to sleep better."}]
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "The city's name."}},
+                   "required": ["city"]}}}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,8 @@ def test_auth_is_required(wsd_server, serve_key):
     ({"temperature": -1}, 400, "temperature"),
     ({"n": 2}, 400, "n=1"),
     ({"messages": [{"role": "user", "content": "x" * 30000}]}, 413, "at most 20000"),
-    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, 400, "tool calling"),
+    ({"tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "get_time"}}}, 400,
+     "names the tool 'get_time', which is not given"),
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}},
      400, "does not compile"),
     ({"model": "gpt-4o"}, 404, "does not exist"),
@@ -81,7 +89,6 @@ def test_bad_requests_get_openai_errors(client, request_fields, status, message)
 
 def test_langchain_chat_openai_with_its_defaults(wsd_server, serve_key):
     langchain_openai = pytest.importorskip("langchain_openai")
-    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
     llm = langchain_openai.ChatOpenAI(base_url=wsd_server, api_key=serve_key, model="wsd", max_tokens=12,
                                       max_retries=0, timeout=300)
@@ -96,10 +103,6 @@ def test_langchain_chat_openai_with_its_defaults(wsd_server, serve_key):
     for chunk in streamed[1:]:
         whole += chunk
     assert whole.usage_metadata == reply.usage_metadata
-    history = [HumanMessage("What is 2+2?"), AIMessage("", tool_calls=[{"name": "add", "args": {}, "id": "c1"}]),
-               ToolMessage("4", tool_call_id="c1")]
-    with pytest.raises(openai.BadRequestError, match="tool_calls/tool messages are not supported yet"):
-        llm.invoke(history)
 
 
 def test_llamaindex_openai_like_with_its_defaults(wsd_server, serve_key):
@@ -131,3 +134,77 @@ def test_serve_with_an_unreachable_remote_base_says_so():
     assert done.returncode == 1
     assert "base server:" in done.stderr and "cannot reach" in done.stderr
     assert "sk-remote-hidden" not in done.stderr + done.stdout
+
+
+# ---------------------------------------------------------------- tools (a forced call: a 135M draft calls reliably)
+
+
+def test_openai_client_runs_a_tool_loop(client):
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    reply = client.chat.completions.create(model="wsd", messages=ASK_WEATHER, tools=[WEATHER_TOOL], tool_choice=named,
+                                           max_tokens=24)
+    message = reply.choices[0].message
+    (call,) = message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls" and message.content is None
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments)["city"], str)
+    history = [*ASK_WEATHER, message, {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 24 °C"}]
+    answer = client.chat.completions.create(model="wsd", messages=history, tools=[WEATHER_TOOL], tool_choice="none",
+                                            max_tokens=24)
+    text = answer.choices[0].message.content
+    assert answer.choices[0].message.tool_calls is None and answer.choices[0].finish_reason in ("stop", "length")
+    assert "sunny" in text.lower() or "24" in text  # the model read the tool's result
+
+
+class GetWeather(pydantic.BaseModel):
+    """Get the current weather in a city."""
+
+    city: str = pydantic.Field(description="The city's name.")
+
+
+def test_openai_client_streams_a_tool_call_its_helper_parses(client):
+    tool = openai.pydantic_function_tool(GetWeather, name="get_weather")  # strict, as the SDK's helpers want
+    with client.chat.completions.stream(model="wsd", messages=ASK_WEATHER, tools=[tool], tool_choice="required",
+                                        max_tokens=24) as stream:
+        chunks = [event.chunk for event in stream if event.type == "chunk"]
+        final = stream.get_final_completion()
+    pieces = [piece for chunk in chunks if chunk.choices for piece in chunk.choices[0].delta.tool_calls or ()]
+    assert (pieces[0].type, pieces[0].function.name) == ("function", "get_weather") and pieces[0].id
+    arguments = json.loads("".join(piece.function.arguments or "" for piece in pieces))
+    (call,) = final.choices[0].message.tool_calls
+    assert final.choices[0].finish_reason == "tool_calls" and call.id == pieces[0].id
+    assert call.function.parsed_arguments == GetWeather.model_validate(arguments)
+
+
+class Weather(pydantic.BaseModel):
+    city: str
+    sunny: bool
+
+
+def test_json_schema_reply_validates(client):
+    completion = client.chat.completions.parse(model="wsd", messages=ASK_WEATHER, response_format=Weather,
+                                               max_tokens=24)
+    message = completion.choices[0].message
+    assert completion.choices[0].finish_reason == "stop"
+    assert message.parsed == Weather.model_validate_json(message.content)
+
+
+def test_langchain_chat_openai_binds_tools_and_answers_from_the_result(wsd_server, serve_key):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    from langchain_core.messages import HumanMessage
+    from langchain_core.tools import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the current weather in a city."""
+        return f"Sunny, 24 °C in {city}"
+
+    llm = langchain_openai.ChatOpenAI(base_url=wsd_server, api_key=serve_key, model="wsd", max_tokens=24,
+                                      max_retries=0, timeout=300)
+    asked = HumanMessage(ASK_WEATHER[0]["content"])
+    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke([asked])
+    (call,) = called.tool_calls
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+    assert called.response_metadata["finish_reason"] == "tool_calls"
+    answer = llm.invoke([asked, called, get_weather.invoke(call)])  # the tool's ToolMessage
+    assert isinstance(answer.content, str) and answer.content and not answer.tool_calls
