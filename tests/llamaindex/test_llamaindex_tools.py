@@ -126,8 +126,8 @@ def test_a_reply_that_calls_no_tool(llm):
 def test_a_call_cut_by_the_budget_is_an_error_not_a_tool_run(llm):
     response = llm.chat_with_tools(TOOLS, user_msg="Weather?", tool_choice="weather", max_new_tokens=12)
     assert response.raw["finish_reason"] == "length"
-    with pytest.raises(ValueError, match="call of tool 'weather' has arguments that are not a JSON object .*"
-                                         "raise max_new_tokens"):
+    with pytest.raises(ValueError, match="call of tool 'weather' has arguments that are not a JSON object .*, "
+                                         "so it is not run; the budget cut the call: raise max_new_tokens"):
         llm.get_tool_calls_from_response(response, error_on_no_tool_call=False)
 
 

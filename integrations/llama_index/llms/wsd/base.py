@@ -203,8 +203,8 @@ class _Chunker:
         if event.result is not None:
             last = self.pending or Chunk(self.text, "", self.call, {"source": event.source})
             self.pending = None
-            return replace(Chunk.whole(event.result), text=last.text, delta=last.delta,
-                           raw={**last.raw, **result_raw(event.result)})
+            whole = Chunk.whole(event.result)
+            return replace(whole, text=last.text, delta=last.delta, raw={**last.raw, **whole.raw})
         if (piece := event.tool_call) is not None:
             if self.call is None:  # the first piece names the tool
                 self.call = ToolCall(id=piece.id or "", name=piece.name or "", arguments="")
@@ -233,12 +233,12 @@ def _chat(chunk: Chunk) -> ChatResponse:
     return ChatResponse(message=message, delta=chunk.delta, raw=chunk.raw, logprobs=_logprobs(chunk.raw))
 
 
-def _tool_kwargs(block: ToolCallBlock, complete: bool) -> dict[str, Any]:
-    """A call's arguments as a dict: parsed JSON for a complete reply, where JSON that is not an object
-    is an error; the part written so far for a stream chunk before the last."""
+def _tool_kwargs(block: ToolCallBlock, finish_reason: str | None) -> dict[str, Any]:
+    """A call's arguments as a dict: the part written so far for a stream chunk before the last
+    (``finish_reason`` None); for a complete reply its JSON object, and anything else an error."""
     if isinstance(block.tool_kwargs, dict):
         return block.tool_kwargs
-    if not complete:
+    if finish_reason is None:
         try:
             partial = parse_partial_json(block.tool_kwargs)
         except ValueError:
@@ -250,8 +250,9 @@ def _tool_kwargs(block: ToolCallBlock, complete: bool) -> dict[str, Any]:
         arguments = None
     if isinstance(arguments, dict):
         return arguments
+    why = "the budget cut the call: raise max_new_tokens" if finish_reason == "length" else "the model wrote no object"
     raise ValueError(f"the call of tool {block.tool_name!r} has arguments that are not a JSON object "
-                     f"({block.tool_kwargs[:200]!r}); a reply cut by the budget ends so: raise max_new_tokens")
+                     f"({block.tool_kwargs[:200]!r}), so it is not run; {why}")
 
 
 class WSDLLM(FunctionCallingLLM):
@@ -585,9 +586,9 @@ class WSDLLM(FunctionCallingLLM):
         if not blocks and error_on_no_tool_call:
             raise ValueError(f"the reply calls no tool ({response.message.content!r}); pass tool_required=True "
                              "to force a call, or error_on_no_tool_call=False to accept an answer")
-        complete = not isinstance(response.raw, dict) or "finish_reason" in response.raw
+        raw = response.raw if isinstance(response.raw, dict) else {"finish_reason": "stop"}  # not a stream of ours
         return [ToolSelection(tool_id=block.tool_call_id or "", tool_name=block.tool_name,
-                              tool_kwargs=_tool_kwargs(block, complete)) for block in blocks]
+                              tool_kwargs=_tool_kwargs(block, raw.get("finish_reason"))) for block in blocks]
 
     # Structured output. LlamaIndex's text-completion program puts the schema in the prompt and
     # parses whatever comes back; here the reply is held to the output class's schema by a grammar on
