@@ -156,7 +156,7 @@ def test_messages_map_to_turns_unless_messages_to_prompt_is_given(small_pipe, ti
 
     llm = WSDLLM(pipeline=small_pipe, messages_to_prompt=flatten)
     assert llm.chat(CHAT).message.content == small_pipe.generate(flatten(CHAT)).text
-    # Without it, tool output (a ReAct observation with role=tool) is a user turn.
+    # Without it, tool output with no tool_call_id (a ReAct observation with role=tool) is a user turn.
     tool_chat = [*CHAT[:3], ChatMessage(role="tool", content="Observation: 42")]
     assert tiny_llm.chat(tool_chat).message.content == small_pipe.generate(
         [*CHAT_TURNS[:3], {"role": "user", "content": "Observation: 42"}]).text

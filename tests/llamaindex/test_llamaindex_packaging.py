@@ -21,8 +21,8 @@ def test_namespace_levels_have_no_init_file():
 def test_imports_from_outside_the_repository_alongside_llama_index_core(tmp_path):
     code = (
         "import llama_index.core, llama_index.llms.wsd as wsd\n"
-        "from llama_index.core.llms import CustomLLM\n"
-        "assert issubclass(wsd.WSDLLM, CustomLLM)\n"
+        "from llama_index.core.llms.function_calling import FunctionCallingLLM\n"
+        "assert issubclass(wsd.WSDLLM, FunctionCallingLLM)\n"
         "print(wsd.__file__)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,

@@ -1,5 +1,6 @@
 """WSDLLM on the real packaged pair inside LlamaIndex: a streaming RAG query engine, a chat engine,
-and a ReAct agent with a tool. Replies are short (40 tokens): CPU generation is slow."""
+a ReAct agent and function-calling agents with a tool. Replies are short (40 tokens): CPU generation
+is slow."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ import llama_index.core
 import pytest
 from llama_index.core import Document, VectorStoreIndex, get_response_synthesizer
 from llama_index.core.agent.react import ReActChatFormatter
-from llama_index.core.agent.workflow import AgentOutput, ReActAgent, ToolCallResult
+from llama_index.core.agent.workflow import (
+    AgentInput,
+    AgentOutput,
+    AgentStream,
+    AgentWorkflow,
+    FunctionAgent,
+    ReActAgent,
+    ToolCallResult,
+)
+from llama_index.core.base.llms.types import ToolCallBlock
+from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool
@@ -139,6 +150,67 @@ async def test_react_agent_calls_the_tool_and_answers(real_pipe):
     # The first reply ended at the stop string: the core cut it there, not at the length limit.
     assert outputs[0].raw["finish_reason"] == "stop" and "Observation" not in outputs[0].response.content
     assert "36" in response.response.content
+
+
+async def run_agent(agent, question: str, **options) -> tuple[list, str]:
+    handler = agent.run(question, max_iterations=4, **options)
+    events = [event async for event in handler.stream_events()]
+    response = await handler
+    for event in events:
+        if isinstance(event, AgentOutput):
+            print(f"agent step: {event.response.content!r} {event.tool_calls} ({event.raw['finish_reason']})")
+    print(f"agent response: {str(response)!r}")
+    return events, str(response)
+
+
+def tool_runs(events) -> list[tuple]:
+    return [(e.tool_name, e.tool_kwargs, e.tool_output.raw_output) for e in events if isinstance(e, ToolCallResult)]
+
+
+async def test_function_agent_calls_the_tool_then_answers_from_its_result(real_pipe):
+    """A FunctionAgent's loop: the reply calls the tool (a ToolCallBlock), the agent runs it and sends
+    the result back as a tool message, the next reply answers in text. The 135M draft seldom calls a
+    tool on its own, so tool_first requires the call until the tool has answered."""
+    llm = WSDLLM(pipeline=real_pipe, tool_first=True)
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=llm, streaming=False)
+    events, answer = await run_agent(agent, "What is 12 times 3?")
+    outputs = [e for e in events if isinstance(e, AgentOutput)]
+    assert tool_runs(events) == [("multiply", {"a": 12, "b": 3}, 36)]
+    assert outputs[0].response.content == "" and outputs[0].raw["finish_reason"] == "tool_calls"
+    assert outputs[-1].raw["finish_reason"] == "stop"
+    assert not any(isinstance(block, ToolCallBlock) for block in outputs[-1].response.blocks)
+    assert "36" in answer
+
+
+async def test_streaming_function_agent_with_its_own_initial_tool_choice(real_pipe):
+    """FunctionAgent's own initial_tool_choice forces the first call (no tool_first); the streamed
+    call reaches AgentStream events as it is written."""
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(multiply)], llm=WSDLLM(pipeline=real_pipe),
+                          streaming=True, initial_tool_choice="multiply")
+    events, answer = await run_agent(agent, "What is 12 times 3?")
+    streamed = [e.tool_calls[0] for e in events if isinstance(e, AgentStream) and e.tool_calls]
+    assert len(streamed) > 1 and {call.tool_name for call in streamed} == {"multiply"}
+    assert streamed[-1].tool_kwargs == {"a": 12, "b": 3}
+    assert tool_runs(events) == [("multiply", {"a": 12, "b": 3}, 36)]
+    assert "36" in answer
+
+
+async def test_agent_workflow_keeps_the_tool_loop_in_memory_across_questions(real_pipe):
+    """Two questions with one memory: the second conversation holds the first's call and tool result,
+    and tool_first asks for a new call for the new question. (The memory is passed to each run: the
+    workflow's Context does not keep a ChatMemoryBuffer between runs, whatever the LLM.)"""
+    llm = WSDLLM(pipeline=real_pipe, tool_first=True)
+    agent = FunctionAgent(name="calculator", description="Multiplies numbers.", streaming=False,
+                          tools=[FunctionTool.from_defaults(multiply)], llm=llm)
+    workflow = AgentWorkflow(agents=[agent], root_agent="calculator")
+    memory = ChatMemoryBuffer.from_defaults(llm=llm)
+    first, first_answer = await run_agent(workflow, "What is 12 times 3?", memory=memory)
+    second, second_answer = await run_agent(workflow, "And what is 7 times 6?", memory=memory)
+    assert tool_runs(first) == [("multiply", {"a": 12, "b": 3}, 36)] and "36" in first_answer
+    assert tool_runs(second) == [("multiply", {"a": 7, "b": 6}, 42)] and "42" in second_answer
+    seen = next(e for e in second if isinstance(e, AgentInput)).input  # what the second question's LLM call read
+    assert any(isinstance(block, ToolCallBlock) and block.tool_name == "multiply" for m in seen for block in m.blocks)
+    assert any(m.role == "tool" and m.content == "36" for m in seen)
 
 
 def test_structured_predict_returns_a_valid_object_for_every_prompt(real_pipe):

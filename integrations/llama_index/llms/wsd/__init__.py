@@ -1,6 +1,6 @@
 """LlamaIndex integration of wsd-llm: Weak-to-Strong Decoding as a LlamaIndex LLM.
 
-``WSDLLM`` answers in query engines, chat engines and ReAct agents; ``WordLlamaEmbedding``
+``WSDLLM`` answers in query engines, chat engines, ReAct and function-calling agents; ``WordLlamaEmbedding``
 gives offline embeddings for a RAG index.
 """
 

@@ -1,4 +1,4 @@
-"""WSDLLM: Weak-to-Strong Decoding behind LlamaIndex's LLM interface.
+"""WSDLLM: Weak-to-Strong Decoding behind LlamaIndex's function-calling LLM interface.
 
 How LlamaIndex inputs become a WSD conversation (WSD needs turns, it writes the reply to
 the last user turn):
@@ -6,20 +6,26 @@ the last user turn):
 - ``complete(prompt)``: ``completion_to_prompt(prompt)`` unless ``formatted=True``, then
   the string is one user turn.
 - ``chat(messages)``: each message becomes a turn: system and developer messages are
-  system turns, assistant/chatbot/model messages assistant turns, user, tool and function
-  messages user turns (WSD has no tool role; a ReAct agent's observations are user turns
-  already). The draft renders them with its chat template, the base with its own format.
+  system turns, assistant/chatbot/model messages assistant turns, user messages user turns.
+  An assistant message's tool calls (``ToolCallBlock`` blocks, else OpenAI-shaped
+  ``additional_kwargs["tool_calls"]``) become the turn's ``tool_calls``, and a tool message
+  with ``additional_kwargs["tool_call_id"]`` (a function-calling agent's tool result) a
+  ``tool`` turn; the core writes both as text of its tool protocol (``wsd_llm.messages``).
+  A tool message without a call id (a ReAct observation) and a function message are user
+  turns. The draft renders the turns with its chat template, the base with its own format.
 - ``chat(messages)`` with a ``messages_to_prompt`` given: the string it makes is one user
   turn, as LlamaIndex's own ``CustomLLM`` does.
-- Messages hold text blocks only (joined by newlines, as ``ChatMessage.content`` does); an
-  image, audio, document or other block is refused with a ``ValueError`` naming it.
+- Messages hold text blocks (joined by newlines, as ``ChatMessage.content`` does) and tool
+  calls only; an image, audio, document or other block is refused with a ``ValueError``
+  naming it.
 """
-
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core import Settings
 from llama_index.core.base.llms.generic_utils import messages_to_prompt as generic_messages_to_prompt
@@ -34,25 +40,31 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     LogProb,
     MessageRole,
+    TextBlock,
+    ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.llms.utils import parse_partial_json
+from llama_index.core.program.utils import get_program_for_llm
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import PydanticProgramMode
 
-from wsd_llm import StreamEvent, WSDConfig, WSDPipeline, WSDResult
-from wsd_llm.messages import Message
-from wsd_llm.pipeline import LazyPipeline, ModelSpec
+from wsd_llm import StreamEvent, ToolCall, WSDConfig, WSDPipeline, WSDResult
+from wsd_llm.pipeline import LazyPipeline, ModelSpec, WSDRequest
 
-# A stream chunk before it becomes a LlamaIndex response: cumulative text, new piece, raw.
-Chunk = tuple[str, str, dict[str, Any]]
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
 Tokenizer = Callable[[str], list[Any]]
 
 _ROLES: dict[MessageRole, str] = {
     MessageRole.SYSTEM: "system",
     MessageRole.DEVELOPER: "system",
     MessageRole.USER: "user",
-    MessageRole.TOOL: "user",
+    MessageRole.TOOL: "user",  # a tool message with a tool_call_id is a tool turn (to_conversation)
     MessageRole.FUNCTION: "user",
     MessageRole.ASSISTANT: "assistant",
     MessageRole.CHATBOT: "assistant",
@@ -86,7 +98,7 @@ def _text(message: ChatMessage) -> str:
     for block in message.blocks:
         if block.block_type == "text":
             parts.append(block.text)
-        elif block.block_type != "cache":  # a provider's cache marker carries no content
+        elif block.block_type not in ("cache", "tool_call"):  # a cache marker carries no content; calls: _calls
             raise ValueError(
                 f"WSDLLM runs text-only models and cannot read {type(block).__name__} content "
                 f"(block_type {block.block_type!r}) in a {MessageRole(message.role).value} message; "
@@ -95,21 +107,51 @@ def _text(message: ChatMessage) -> str:
     return "\n".join(parts)  # as ChatMessage.content joins them
 
 
-def to_conversation(messages: Sequence[ChatMessage]) -> list[Message]:
-    """LlamaIndex chat messages as WSD turns (see the module docstring for the role mapping).
+def _openai_call(call_id: str | None, name: str, arguments: str | dict[str, Any]) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _calls(message: ChatMessage) -> list[Any]:
+    """A message's tool calls in OpenAI's shape: its ``ToolCallBlock`` blocks (LlamaIndex 0.14), else
+    ``additional_kwargs["tool_calls"]`` (dicts, or OpenAI SDK objects from older integrations)."""
+    blocks = [block for block in message.blocks if isinstance(block, ToolCallBlock)]
+    if blocks:
+        return [_openai_call(block.tool_call_id, block.tool_name, block.tool_kwargs) for block in blocks]
+    calls = message.additional_kwargs.get("tool_calls") or []
+    return [call.model_dump() if isinstance(call, BaseModel) else call for call in calls]
+
+
+def _turn(message: ChatMessage) -> dict[str, Any]:
+    role, text = MessageRole(message.role), _text(message)
+    extra = message.additional_kwargs
+    if role == MessageRole.TOOL and extra.get("tool_call_id") is not None:
+        return {"role": "tool", "content": text, "tool_call_id": extra["tool_call_id"],
+                **({"name": extra["name"]} if extra.get("name") else {})}
+    turn: dict[str, Any] = {"role": _ROLES[role], "content": text}
+    if calls := _calls(message):
+        turn["tool_calls"] = calls  # the core refuses them on any turn but an assistant's
+    return turn
+
+
+def to_conversation(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """LlamaIndex chat messages as the core's OpenAI-shaped turns (see the module docstring for the
+    mapping); the core checks them when the request is prepared.
 
     Raises:
         ValueError: a message with an image, audio, document or other non-text block.
     """
-    return [{"role": _ROLES[MessageRole(m.role)], "content": _text(m)} for m in messages]  # type: ignore[misc]
+    return [_turn(message) for message in messages]
 
 
 def result_raw(result: WSDResult) -> dict[str, Any]:
-    """The reply and its switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters."""
+    """The reply and its switch statistics as plain JSON, with an OpenAI-style ``usage`` for token counters
+    (and the ``tool_calls`` of a reply that calls a tool)."""
     raw = {"text": result.text, "draft_text": result.draft_text, "base_text": result.base_text,
            **result.stats(), "usage": result.usage()}
     if result.logprobs is not None:
         raw["logprobs"] = result.openai_logprobs()
+    if result.tool_calls:
+        raw["tool_calls"] = [call.model_dump() for call in result.tool_calls]
     return raw
 
 
@@ -121,8 +163,31 @@ def _logprobs(raw: dict[str, Any]) -> list[list[LogProb]] | None:
              *(LogProb(**top) for top in entry["top_logprobs"])] for entry in raw["logprobs"]["content"]]
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A reply (or a stream's reply so far) before it becomes a LlamaIndex response.
+
+    Attributes:
+        text: the reply's text so far; empty for a tool call.
+        delta: the new text (None for a whole reply).
+        call: the tool call so far (its arguments as written up to now), if the reply is one.
+        raw: ``{"source": ...}`` of the piece; the run's statistics (``result_raw``) on the last chunk.
+    """
+
+    text: str
+    delta: str | None
+    call: ToolCall | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def whole(cls, result: WSDResult) -> Chunk:
+        call = result.tool_calls[0] if result.tool_calls else None  # the core writes at most one
+        return cls("" if call else result.text, None, call, result_raw(result))
+
+
 class _Chunker:
-    """Turns WSD stream events into ``(text, delta, raw)`` chunks.
+    """Turns WSD stream events into cumulative chunks: text pieces, and the tool call's pieces (its
+    name first, then its arguments as they are written).
 
     It stays one piece behind, so the last chunk can carry the run's result in ``raw``; a
     run that wrote nothing still gives one (empty) chunk.
@@ -130,34 +195,67 @@ class _Chunker:
 
     def __init__(self) -> None:
         self.text = ""
+        self.call: ToolCall | None = None
         self.pending: Chunk | None = None
 
     def push(self, event: StreamEvent) -> Chunk | None:
         """The chunk that is now complete, if any."""
         if event.result is not None:
-            text, delta, raw = self.pending or ("", "", {"source": event.source})
+            last = self.pending or Chunk(self.text, "", self.call, {"source": event.source})
             self.pending = None
-            return text, delta, {**raw, **result_raw(event.result)}
-        if not event.text:
+            whole = Chunk.whole(event.result)
+            return replace(whole, text=last.text, delta=last.delta, raw={**last.raw, **whole.raw})
+        if (piece := event.tool_call) is not None:
+            if self.call is None:  # the first piece names the tool
+                self.call = ToolCall(id=piece.id or "", name=piece.name or "", arguments="")
+            self.call = self.call.model_copy(update={"arguments": self.call.arguments + piece.arguments})
+        elif not event.text:
             return None
         ready = self.pending
         self.text += event.text
-        self.pending = (self.text, event.text, {"source": event.source})
+        self.pending = Chunk(self.text, event.text, self.call, {"source": event.source})
         return ready
 
 
 def _completion(chunk: Chunk) -> CompletionResponse:
-    text, delta, raw = chunk
-    return CompletionResponse(text=text, delta=delta, raw=raw, logprobs=_logprobs(raw))
+    return CompletionResponse(text=chunk.text, delta=chunk.delta, raw=chunk.raw, logprobs=_logprobs(chunk.raw))
 
 
 def _chat(chunk: Chunk) -> ChatResponse:
-    text, delta, raw = chunk
-    return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta, raw=raw,
-                        logprobs=_logprobs(raw))
+    """The response as LlamaIndex's own function-calling LLMs give it: a call is a ``ToolCallBlock``
+    (arguments as JSON text) and an OpenAI-shaped ``additional_kwargs["tool_calls"]``, content empty."""
+    blocks: list[Any] = [TextBlock(text=chunk.text)]
+    extra: dict[str, Any] = {}
+    if (call := chunk.call) is not None:
+        blocks.append(ToolCallBlock(tool_call_id=call.id, tool_name=call.name, tool_kwargs=call.arguments))
+        extra["tool_calls"] = [_openai_call(call.id, call.name, call.arguments)]
+    message = ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=extra)
+    return ChatResponse(message=message, delta=chunk.delta, raw=chunk.raw, logprobs=_logprobs(chunk.raw))
 
 
-class WSDLLM(CustomLLM):
+def _tool_kwargs(block: ToolCallBlock, finish_reason: str | None) -> dict[str, Any]:
+    """A call's arguments as a dict: the part written so far for a stream chunk before the last
+    (``finish_reason`` None); for a complete reply its JSON object, and anything else an error."""
+    if isinstance(block.tool_kwargs, dict):
+        return block.tool_kwargs
+    if finish_reason is None:
+        try:
+            partial = parse_partial_json(block.tool_kwargs)
+        except ValueError:
+            return {}
+        return partial if isinstance(partial, dict) else {}
+    try:
+        arguments = json.loads(block.tool_kwargs)
+    except ValueError:
+        arguments = None
+    if isinstance(arguments, dict):
+        return arguments
+    why = "the budget cut the call: raise max_new_tokens" if finish_reason == "length" else "the model wrote no object"
+    raise ValueError(f"the call of tool {block.tool_name!r} has arguments that are not a JSON object "
+                     f"({block.tool_kwargs[:200]!r}), so it is not run; {why}")
+
+
+class WSDLLM(FunctionCallingLLM):
     """A LlamaIndex LLM that answers with Weak-to-Strong Decoding::
 
         llm = WSDLLM()                                   # the packaged SmolLM2 draft + Gemma-3 base
@@ -171,6 +269,14 @@ class WSDLLM(CustomLLM):
     statistics as JSON: where the switch happened, who wrote what, token counts and timings.
     For a ReAct agent set ``stop=["\\nObservation:"]`` so the model stops before inventing
     tool output.
+
+    Tools (``chat_with_tools``, ``FunctionAgent``, ``predict_and_call``): the core describes them
+    in a system turn and the reply calls one as JSON, written under a grammar on local models
+    (``wsd_llm.tools``), so a call names a given tool with arguments that fit its schema. A call
+    comes back as a ``ToolCallBlock`` (and OpenAI-shaped ``additional_kwargs["tool_calls"]``) with
+    empty content; streams carry the call as it is written. A reply holds at most one call
+    (``allow_parallel_tool_calls`` allows more, none come). ``tool_first=True`` makes a small
+    draft call a tool before it answers.
 
     LlamaIndex packs retrieved text by its own tokenizer (``Settings.tokenizer``, tiktoken by
     default), so ``metadata.context_window`` is given in that tokenizer's tokens: the smaller
@@ -196,6 +302,10 @@ class WSDLLM(CustomLLM):
     generate_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Other WSDConfig settings (base_format, mode, chunk_size...)."
     )
+    tool_first: bool = Field(False, description="In chat_with_tools (and so in agents) with no tool_choice: "
+                             "a tool call is required until a tool result follows the last user message, "
+                             "then the reply answers in text (tool_choice 'none'). A 135M draft seldom "
+                             "decides to call a tool on its own, and may call again instead of answering.")
 
     _given: WSDPipeline | None = PrivateAttr(None)
     _lazy: LazyPipeline = PrivateAttr()
@@ -285,44 +395,44 @@ class WSDLLM(CustomLLM):
             context_window=int(window / self._cost_ratio(Settings.tokenizer)),
             num_output=self.config.max_new_tokens,
             is_chat_model=True,
+            is_function_calling_model=True,
             model_name=pipeline.model_name,
         )
 
-    def _prompt_request(self, prompt: str, formatted: bool, kwargs: dict[str, Any]
-                        ) -> tuple[WSDPipeline, list[Message]]:
+    def _prompt_request(self, prompt: str, formatted: bool, kwargs: dict[str, Any]) -> WSDRequest:
+        if {"tools", "tool_choice"} & set(kwargs):
+            raise TypeError("complete() takes no tools; call them through chat: chat_with_tools, predict_and_call "
+                            "or a FunctionAgent")
         if not formatted:
             prompt = self.completion_to_prompt(prompt)
         return self._request([{"role": "user", "content": prompt}], kwargs)
 
-    def _chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
-                      ) -> tuple[WSDPipeline, list[Message]]:
+    def _chat_request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> WSDRequest:
         conversation = to_conversation(messages)  # refuses non-text blocks whichever way the prompt is made
         # LlamaIndex fills an unset messages_to_prompt with its generic one; only a user's own counts.
         if self.messages_to_prompt is not generic_messages_to_prompt:
             conversation = [{"role": "user", "content": self.messages_to_prompt(messages)}]
         return self._request(conversation, kwargs)
 
-    def _request(self, conversation: list[Message], kwargs: dict[str, Any]
-                 ) -> tuple[WSDPipeline, list[Message]]:
-        """The pipeline and conversation of one call, checked before any model runs (async
-        streams start lazily). Options follow ``WSDConfig.updated``: the pipeline's config, the
-        fields, ``generate_kwargs``, then the call's own; stop strings of all of them apply."""
+    def _request(self, conversation: list[dict[str, Any]], kwargs: dict[str, Any]) -> WSDRequest:
+        """The request of one call (tools, their prompt and grammar included), checked before any model
+        runs (async streams start lazily). Options follow ``WSDConfig.updated``: the pipeline's config,
+        the fields, ``generate_kwargs``, then the call's own; stop strings of all of them apply."""
         pipeline = self.pipeline
         configured = WSDPipeline(pipeline.draft, pipeline.base, self._configured(pipeline.config))
-        request = configured.prepare(conversation, **kwargs)
-        return WSDPipeline(pipeline.draft, pipeline.base, request.config), request.messages
+        return configured.prepare(conversation, **kwargs)
 
     @staticmethod
-    def _chunks(pipeline: WSDPipeline, conversation: list[Message]) -> Iterator[Chunk]:
+    def _chunks(request: WSDRequest) -> Iterator[Chunk]:
         chunker = _Chunker()
-        for event in pipeline.stream(conversation):
+        for event in request.events():
             if (chunk := chunker.push(event)) is not None:
                 yield chunk
 
     @staticmethod
-    async def _achunks(pipeline: WSDPipeline, conversation: list[Message]) -> AsyncIterator[Chunk]:
+    async def _achunks(request: WSDRequest) -> AsyncIterator[Chunk]:
         chunker = _Chunker()
-        async for event in pipeline.astream(conversation):
+        async for event in request.aevents():
             if (chunk := chunker.push(event)) is not None:
                 yield chunk
 
@@ -342,78 +452,149 @@ class WSDLLM(CustomLLM):
             ValueError: an empty prompt, a bad option value, or a prompt longer than a model's window.
             TypeError: an unknown option.
         """
-        pipeline, conversation = self._prompt_request(prompt, formatted, kwargs)
-        result = pipeline.generate(conversation)
-        return _completion((result.text, None, result_raw(result)))
+        return _completion(Chunk.whole(self._prompt_request(prompt, formatted, kwargs).result()))
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         """``complete`` as a stream: ``text`` is the reply so far, ``delta`` the new piece,
         ``raw["source"]`` its writer; the last chunk's ``raw`` holds the statistics. Raises
         like ``complete``, at the call."""
-        pipeline, conversation = self._prompt_request(prompt, formatted, kwargs)
-        return (_completion(chunk) for chunk in self._chunks(pipeline, conversation))
+        request = self._prompt_request(prompt, formatted, kwargs)
+        return (_completion(chunk) for chunk in self._chunks(request))
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Answer the last user message of ``messages``.
 
         Args:
-            messages: the conversation, text blocks only; roles map as the module docstring says.
-            **kwargs: ``WSDConfig`` options of this call (``stop`` strings add to the LLM's).
+            messages: the conversation (text blocks, tool calls and tool results); roles map as the
+                module docstring says.
+            **kwargs: ``WSDConfig`` options of this call (``stop`` strings add to the LLM's), and
+                ``tools`` (OpenAI tool dicts), ``tool_choice`` and ``response_format`` as
+                ``WSDPipeline.prepare`` takes them (``chat_with_tools`` fills the first two).
 
         Returns:
-            The assistant's reply, with the run's statistics and ``usage`` in ``raw``.
+            The assistant's reply, with the run's statistics and ``usage`` in ``raw``; a tool call
+            is a ``ToolCallBlock`` in ``message.blocks`` (content empty) and ``raw["finish_reason"]``
+            is ``"tool_calls"``.
 
         Raises:
-            ValueError: a non-text block, a conversation that does not end with a user turn,
-                a bad option value, or a conversation longer than a model's window.
+            ValueError: a non-text block, a conversation that does not end with a user or tool turn,
+                a malformed tool or ``tool_choice``, a bad option value, or a conversation longer
+                than a model's window.
             TypeError: an unknown option.
         """
-        pipeline, conversation = self._chat_request(messages, kwargs)
-        result = pipeline.generate(conversation)
-        return _chat((result.text, None, result_raw(result)))
+        return _chat(Chunk.whole(self._chat_request(messages, kwargs).result()))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        """``chat`` as a stream of cumulative chunks (see ``stream_complete``); raises like ``chat``."""
-        pipeline, conversation = self._chat_request(messages, kwargs)
-        return (_chat(chunk) for chunk in self._chunks(pipeline, conversation))
+        """``chat`` as a stream of cumulative chunks (see ``stream_complete``); raises like ``chat``.
+
+        A reply that calls a tool streams no text: each chunk's ``ToolCallBlock`` holds the call so far
+        (its name from the first chunk on, then its arguments as they are written, partial JSON)."""
+        request = self._chat_request(messages, kwargs)
+        return (_chat(chunk) for chunk in self._chunks(request))
 
     # The async methods prepare in a thread too: a first load must not block the event loop.
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """``complete`` in a worker thread; same arguments, result and errors."""
-        pipeline, conversation = await asyncio.to_thread(self._prompt_request, prompt, formatted, kwargs)
-        result = await pipeline.agenerate(conversation)
-        return _completion((result.text, None, result_raw(result)))
+        request = await asyncio.to_thread(self._prompt_request, prompt, formatted, kwargs)
+        return _completion(Chunk.whole(await asyncio.to_thread(request.result)))
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """``stream_complete`` with the models in a worker thread; same chunks and errors."""
-        pipeline, conversation = await asyncio.to_thread(self._prompt_request, prompt, formatted, kwargs)
-        return (_completion(chunk) async for chunk in self._achunks(pipeline, conversation))
+        request = await asyncio.to_thread(self._prompt_request, prompt, formatted, kwargs)
+        return (_completion(chunk) async for chunk in self._achunks(request))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """``chat`` in a worker thread; same arguments, result and errors."""
-        pipeline, conversation = await asyncio.to_thread(self._chat_request, messages, kwargs)
-        result = await pipeline.agenerate(conversation)
-        return _chat((result.text, None, result_raw(result)))
+        request = await asyncio.to_thread(self._chat_request, messages, kwargs)
+        return _chat(Chunk.whole(await asyncio.to_thread(request.result)))
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         """``stream_chat`` with the models in a worker thread; same chunks and errors."""
-        pipeline, conversation = await asyncio.to_thread(self._chat_request, messages, kwargs)
-        return (_chat(chunk) async for chunk in self._achunks(pipeline, conversation))
+        request = await asyncio.to_thread(self._chat_request, messages, kwargs)
+        return (_chat(chunk) async for chunk in self._achunks(request))
+
+    # Tools: LlamaIndex's function-calling interface, translated to the core's tools and tool_choice.
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The ``chat`` arguments of ``chat_with_tools`` and its stream and async twins.
+
+        Args:
+            tools: LlamaIndex tools; each becomes an OpenAI tool dict (``metadata.to_openai_tool``).
+            user_msg: a last user message, added after ``chat_history`` (which is not changed).
+            chat_history: the conversation so far.
+            verbose: unused (the core logs nothing per call).
+            allow_parallel_tool_calls: unused: a reply holds at most one call.
+            tool_required: whether the reply must call a tool (``tool_choice="required"``).
+            tool_choice: ``"auto"``, ``"none"``, ``"required"``, a tool's name (``FunctionAgent``'s
+                ``initial_tool_choice``) or OpenAI's dict form; it wins over ``tool_required`` and
+                ``tool_first``.
+            **kwargs: other ``chat`` options.
+
+        Returns:
+            ``{"messages", "tools", "tool_choice", **kwargs}`` for ``chat``.
+        """
+        messages = list(chat_history or [])
+        if user_msg is not None:
+            messages.append(ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str)
+                            else user_msg)
+        specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        if tool_choice is None and tool_required:
+            tool_choice = "required"
+        elif tool_choice is None and self.tool_first and specs:
+            tool_choice = "none" if _answered(messages) else "required"
+        return {"messages": messages, "tools": specs, "tool_choice": tool_choice, **kwargs}
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """The tool call of a ``chat_with_tools`` reply (a list of one, or empty).
+
+        Args:
+            response: a reply, or a chunk of a streamed one.
+            error_on_no_tool_call: raise when the reply is not a call, instead of returning ``[]``.
+
+        Returns:
+            ``ToolSelection(tool_id, tool_name, tool_kwargs)`` per call. A complete reply's arguments
+            are its JSON object; a stream's chunk before the last gives the arguments written so far.
+
+        Raises:
+            ValueError: no call and ``error_on_no_tool_call``; or a complete reply whose arguments are
+                not a JSON object (the budget cut the call, or a prompt-only remote model wrote no JSON):
+                the tool is never run with arguments the model did not write.
+        """
+        blocks = [block for block in response.message.blocks if isinstance(block, ToolCallBlock)]
+        if not blocks and error_on_no_tool_call:
+            raise ValueError(f"the reply calls no tool ({response.message.content!r}); pass tool_required=True "
+                             "to force a call, or error_on_no_tool_call=False to accept an answer")
+        raw = response.raw if isinstance(response.raw, dict) else {"finish_reason": "stop"}  # not a stream of ours
+        return [ToolSelection(tool_id=block.tool_call_id or "", tool_name=block.tool_name,
+                              tool_kwargs=_tool_kwargs(block, raw.get("finish_reason"))) for block in blocks]
 
     # Structured output. LlamaIndex's text-completion program puts the schema in the prompt and
     # parses whatever comes back; here the reply is held to the output class's schema by a grammar on
     # both models (wsd_llm.Constraint), which already fixes the keys and types, so the prompt stays as
-    # written (small drafters given a schema tend to copy its descriptions as values).
+    # written (small drafters given a schema tend to copy its descriptions as values). Streams use
+    # LlamaIndex's text program with the constraint, not its function-calling program.
 
     def structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
                            llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> BaseModel:
@@ -433,20 +614,25 @@ class WSDLLM(CustomLLM):
         response = await self.achat(messages, **_constrained(output_cls, llm_kwargs))
         return _parsed(output_cls, response)
 
-    def stream_structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
-                                  llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
-                                  ) -> Generator[BaseModel | list[BaseModel], None, None]:
-        """Partial ``output_cls`` objects while the constrained reply streams (LlamaIndex's streaming
-        program, with the constraint)."""
-        return super().stream_structured_predict(output_cls, prompt, _constrained(output_cls, llm_kwargs),
-                                                 **prompt_args)
+    def _structured_stream_call(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                                llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> Any:
+        program = get_program_for_llm(output_cls, prompt, self, pydantic_program_mode=PydanticProgramMode.LLM)
+        return program.stream_call(llm_kwargs=_constrained(output_cls, llm_kwargs), **prompt_args)
 
-    async def astream_structured_predict(self, output_cls: type[BaseModel], prompt: PromptTemplate,
-                                         llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any
-                                         ) -> AsyncGenerator[BaseModel | list[BaseModel], None]:
-        """Async :meth:`stream_structured_predict`."""
-        kwargs = _constrained(output_cls, llm_kwargs)
-        return await super().astream_structured_predict(output_cls, prompt, kwargs, **prompt_args)
+    async def _structured_astream_call(self, output_cls: type[BaseModel], prompt: PromptTemplate,
+                                       llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> Any:
+        program = get_program_for_llm(output_cls, prompt, self, pydantic_program_mode=PydanticProgramMode.LLM)
+        return await program.astream_call(llm_kwargs=_constrained(output_cls, llm_kwargs), **prompt_args)
+
+
+def _answered(messages: Sequence[ChatMessage]) -> bool:
+    """Whether a tool result follows the last user message."""
+    for message in reversed(messages):
+        if message.role == MessageRole.TOOL:
+            return True
+        if message.role == MessageRole.USER:
+            return False
+    return False
 
 
 def _parsed(output_cls: type[BaseModel], response: ChatResponse) -> BaseModel:
