@@ -99,17 +99,17 @@ def _parameters(tool: ToolSchema) -> dict[str, Any]:
     return dict(tool["function"].get("parameters") or {"type": "object", "properties": {}})
 
 
-def _arguments_hint(tool: ToolSchema) -> str:
-    """``{"a": <integer>, "b": <integer>}``: the shape of the arguments, easy to copy."""
+def _signature(tool: ToolSchema) -> str:
+    """``add(a: integer, b: integer)``. A JSON example with placeholders (``{"a": <integer>}``) is
+    copied as it is by small models (``"<string>France</string>"``); a signature is not."""
     properties = _parameters(tool).get("properties", {})
-    return "{" + ", ".join(f'"{key}": <{spec.get("type", "value")}>' for key, spec in properties.items()) + "}"
+    arguments = ", ".join(f"{key}: {spec.get('type', 'value')}" for key, spec in properties.items())
+    return f"{tool['function']['name']}({arguments})"
 
 
 def _describe(tool: ToolSchema) -> str:
-    function = tool["function"]
-    description = (function.get("description") or "").strip().replace("\n", " ")
-    call = f'{{"tool": "{function["name"]}", "arguments": {_arguments_hint(tool)}}}'
-    return f"- {function['name']}: {description} Call: {call}"
+    description = (tool["function"].get("description") or "").strip().replace("\n", " ")
+    return f"- {_signature(tool)}: {description}"
 
 
 def _envelope(tool: ToolSchema, defs: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +190,8 @@ class ToolChoice:
         if not self.tools:
             return messages
         lines = ["You can use these tools:", *map(_describe, self.tools),
-                 "To use a tool, reply with only its JSON call, with real values for the arguments."]
+                 'To use a tool, reply with only its JSON call, {"tool": name, "arguments": {...}}, with real '
+                 "values for the arguments."]
         if not self.required:
             lines.append("If no tool is needed, answer normally.")
         system = "\n".join(lines)
@@ -201,8 +202,8 @@ class ToolChoice:
             result.insert(0, {"role": "system", "content": system})
         if self.required:
             if self.bare:
-                ask = f'Use the tool "{self.name}". Reply with only its arguments as a JSON object: ' \
-                      f"{_arguments_hint(self.tool(self.name))}"
+                ask = f"Use the tool {_signature(self.tool(self.name))}. Reply with only its arguments as a " \
+                      "JSON object."
             else:
                 ask = f"Use one of the tools ({', '.join(t['function']['name'] for t in self.tools)}). " \
                       "Reply with only its JSON call."

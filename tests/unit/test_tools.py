@@ -105,9 +105,9 @@ def test_tool_choice_none_and_no_tools_leave_the_reply_alone(pipe):
 def test_prepare_describes_the_tools_and_asks_for_the_call(pipe):
     request = pipe.prepare("What is 2+3?", tools=TOOLS, tool_choice="add")
     system, user = request.messages
-    assert "- add: Add two integers. Call: " in system["content"] and "- now:" in system["content"]
-    assert user["content"].endswith('Use the tool "add". Reply with only its arguments as a JSON object: '
-                                    '{"a": <integer>, "b": <integer>}')
+    assert "- add(a: integer, b: integer): Add two integers.\n- now(): The time." in system["content"]
+    assert user["content"].endswith("Use the tool add(a: integer, b: integer). Reply with only its arguments as "
+                                    "a JSON object.")
     assert request.config.constraint.kind == "json_schema"
     assert pipe.prepare("Hi", tools=TOOLS).config.constraint.kind == "grammar"
 
