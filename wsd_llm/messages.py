@@ -99,14 +99,19 @@ def normalize_messages(messages: Conversation) -> list[Message]:
     result: list[Message] = []
     names: dict[str, str] = {}  # tool_call_id -> tool name, for the results that refer to them
     for index, message in enumerate(messages):
-        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
+        calls_only = isinstance(message, Mapping) and message.get("role") == "assistant" and message.get("tool_calls")
+        if not isinstance(message, Mapping) or "role" not in message or ("content" not in message and not calls_only):
             raise ValueError(
                 f"message {index} must be a mapping with 'role' and 'content' keys, got {message!r}"
             )
-        role, content = message["role"], _text(index, message, message["content"])
+        role, content = message["role"], _text(index, message, message.get("content"))
         if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id is not None and str(call_id) not in names:
+                raise ValueError(f"message {index} is the result of call {call_id!r}, which no earlier assistant "
+                                 "turn made; send that turn (with its tool_calls) before the results")
             label = "Tool error" if message.get("status") == "error" else "Tool result"
-            name = message.get("name") or names.get(str(message.get("tool_call_id")))
+            name = message.get("name") or names.get(str(call_id))
             label += f" ({name})" if name else ""
             result.append({"role": "user", "content": f"{label}: {content}\n\n{_ANSWER_FROM_RESULT}"})
             continue

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from wsd_llm.backends.loading import ModelSpec, as_model
 from wsd_llm.backends.protocols import BatchedTarget, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
-from wsd_llm.constraints import Constraint
+from wsd_llm.constraints import Constraint, closed_schema
 from wsd_llm.decoding import WSDRun
 from wsd_llm.errors import OptionError
 from wsd_llm.messages import Conversation, Message, normalize_messages
@@ -135,7 +135,12 @@ class WSDPipeline:
             elif prefix := choice.prefill():
                 draft = PrefilledDraft(self.draft, prefix)
         run = WSDRun(draft, self.base, conversation, config)
-        run.check()
+        try:
+            run.check()
+        except OptionError as error:
+            if error.option == "constraint" and choice.tools:
+                raise _tool_fault(choice, self.draft) or error from None
+            raise
         return WSDRequest(run, choice, response)
 
     def __repr__(self) -> str:
@@ -235,6 +240,16 @@ class WSDPipeline:
 def _can_constrain(model: Any) -> bool:
     """Whether ``model`` can write under a grammar (a local backend whose tokenizer llguidance reads)."""
     return getattr(model, "constrainable", False)
+
+
+def _tool_fault(choice: ToolChoice, model: Any) -> OptionError | None:
+    """Which tool made the tool grammar fail to compile: the first whose parameters fail alone."""
+    for index, tool in enumerate(choice.tools):
+        try:
+            model.check_constraint(Constraint.json_schema(closed_schema(tool["function"].get("parameters") or {})))
+        except OptionError as fault:
+            return OptionError(f"tools[{index}].function.parameters: {fault}", option="tools")
+    return None
 
 
 async def _in_thread(events: Iterator[StreamEvent]) -> AsyncIterator[StreamEvent]:

@@ -51,27 +51,32 @@ def _checked_tools(tools: Sequence[Any]) -> tuple[ToolSchema, ...]:
 
     Raises:
         ValueError: a tool not in OpenAI's format (naming its index), a name OpenAI would refuse,
-            parameters that are not a JSON schema object, or two tools with one name.
+            parameters that are not a JSON schema object. Two tools may share a name (LangChain binds
+            one tool in several forms); calls then follow the first.
     """
     if isinstance(tools, (str, Mapping)) or not isinstance(tools, Sequence):
         raise ValueError(f"tools must be a list of OpenAI tools, got {type(tools).__name__}")
-    names: set[str] = set()
     for index, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, Mapping) else None
         if not isinstance(function, Mapping) or tool.get("type", "function") != "function":
             raise ValueError(f"tools[{index}] must be {{'type': 'function', 'function': {{'name': ..., "
                              f"'description': ..., 'parameters': {{...}}}}}}, got {str(tool)[:120]}")
-        name = function.get("name")
+        name, description = function.get("name"), function.get("description")
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"tools[{index}].function.name must be 1-64 letters, digits, '_', '.' or '-', "
                              f"got {name!r}")
-        if name in names:
-            raise ValueError(f"tools[{index}]: two tools are named {name!r}; give each tool its own name")
-        parameters = function.get("parameters", {})
-        if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
+        if description is not None and not isinstance(description, str):
+            raise ValueError(f"tools[{index}].function.description must be a string, got {type(description).__name__}")
+        parameters = function.get("parameters") or {}
+        properties = parameters.get("properties", {}) if isinstance(parameters, Mapping) else None
+        if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object" \
+                or not isinstance(properties, Mapping):
             raise ValueError(f"tools[{index}].function.parameters must be a JSON schema of an object "
                              "({'type': 'object', 'properties': {...}})")
-        names.add(name)
+        for key, spec in properties.items():
+            if not isinstance(spec, (Mapping, bool)):
+                raise ValueError(f"tools[{index}].function.parameters.properties.{key} must be a JSON schema "
+                                 f"(a dict such as {{'type': 'string'}}), got {spec!r}")
     return tuple(dict(tool) for tool in tools)
 
 
@@ -103,7 +108,8 @@ def _signature(tool: ToolSchema) -> str:
     """``add(a: integer, b: integer)``. A JSON example with placeholders (``{"a": <integer>}``) is
     copied as it is by small models (``"<string>France</string>"``); a signature is not."""
     properties = _parameters(tool).get("properties", {})
-    arguments = ", ".join(f"{key}: {spec.get('type', 'value')}" for key, spec in properties.items())
+    arguments = ", ".join(f"{key}: {spec.get('type', 'value') if isinstance(spec, Mapping) else 'value'}"
+                          for key, spec in properties.items())
     return f"{tool['function']['name']}({arguments})"
 
 
@@ -253,6 +259,11 @@ class ToolChoice:
         return Constraint.grammar(f"start: call | answer\ncall: %json {json.dumps({**call, **layout})}\n"
                                   f"answer: {answer}\n")
 
+    def _mentioned(self, text: str) -> str:
+        """For a required call among several tools that names none: the first tool the text mentions."""
+        return next((t["function"]["name"] for t in self.tools if t["function"]["name"] in text),
+                    self.tools[0]["function"]["name"])
+
     def read(self, text: str, call_id: str | None = None) -> ToolCall | None:
         """The call in a reply, or None for an answer (never None when a call is required).
 
@@ -273,11 +284,13 @@ class ToolChoice:
         if self.bare and opening:
             return ToolCall(id=call_id, name=self.name, arguments=_written_arguments(text[start:]))
         found = _first_object(text[start:])
+        if found is None and opening and self.required and _envelope_begun(text[start:]):
+            # An envelope cut before its arguments: a call of the tool it names so far, no arguments yet.
+            return ToolCall(id=call_id, name=self._mentioned(text), arguments="")
         key = next((k for k in _NAME_KEYS if found and isinstance(found.get(k), str) and self.tool(found[k])), None)
         name = found[key] if key else self.name
-        if name is None and self.required:  # one of several tools: the one the text mentions
-            name = next((t["function"]["name"] for t in self.tools if t["function"]["name"] in text),
-                        self.tools[0]["function"]["name"])
+        if name is None and self.required:
+            name = self._mentioned(text)
         if name is None:
             return None
         arguments = next((found[k] for k in _ARGUMENT_KEYS if k in found), None) if key else found
@@ -288,17 +301,23 @@ class ToolChoice:
         return ToolCall(id=call_id, name=name, arguments=json.dumps(arguments, ensure_ascii=False))
 
 
+def _envelope_begun(text: str) -> bool:
+    """Whether ``text`` (from its ``{``) is the start of an envelope, cut before its arguments."""
+    return any(envelope.startswith(text) or text.startswith(envelope) for envelope in ('{"tool": ', '{"name": '))
+
+
 def new_call_id() -> str:
     """A fresh tool call id in OpenAI's ``call_...`` form."""
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _written_arguments(rest: str) -> str:
-    """The arguments object at the start of ``rest`` as written; all of ``rest`` when it is cut off."""
+    """The arguments object at the start of ``rest`` as written; all of ``rest`` when it is cut off
+    (as written too: the streamed pieces add up to it)."""
     try:
         _, end = _DECODER.raw_decode(rest)
     except ValueError:
-        return rest.rstrip()
+        return rest
     return rest[:end]
 
 
@@ -381,7 +400,7 @@ class ToolCallStream:
             if call.arguments.startswith(self._sent):
                 if rest := call.arguments[len(self._sent):]:
                     yield self._delta(event, arguments=rest)
-            else:  # pragma: no cover - the streamed text is always a prefix of the arguments as written
+            else:  # a model that wrote an envelope where the arguments alone were asked (no grammar)
                 logger.warning("streamed tool call arguments differ from the final ones")
             finish = "length" if result.finish_reason == "length" else "tool_calls"
             result = result.model_copy(update={"tool_calls": [call], "finish_reason": finish})

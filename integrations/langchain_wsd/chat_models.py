@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Literal
@@ -10,11 +11,11 @@ from typing import Any, Literal
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
+from langchain_core.messages.tool import invalid_tool_call, tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
@@ -72,6 +73,31 @@ class _Reply:
                 **({"logprobs": result.openai_logprobs()} if result.logprobs is not None else {}),
             },
         )
+
+
+def _merged(chunks: list[ChatGenerationChunk]) -> ChatResult:
+    """A stream's chunks as one reply. Call arguments are read strictly, as ``ChatOpenAI`` reads a whole
+    reply: arguments that are not a JSON object (the budget cut the call) make an invalid tool call,
+    where LangChain's chunk merge would complete them into a call the model never finished."""
+    merged = sum(chunks[1:], chunks[0])
+    message = message_chunk_to_message(merged.message)
+    cut = {chunk["id"]: chunk["args"] or "" for chunk in merged.message.tool_call_chunks
+           if not isinstance(_json_object(chunk["args"]), dict)}
+    if cut:
+        message = message.model_copy(update={
+            "tool_calls": [call for call in message.tool_calls if call["id"] not in cut],
+            "invalid_tool_calls": [*message.invalid_tool_calls, *(
+                invalid_tool_call(name=call["name"], args=cut[call["id"]], id=call["id"],
+                                  error="the call's arguments are not a complete JSON object: raise max_tokens")
+                for call in message.tool_calls if call["id"] in cut)]})
+    return ChatResult(generations=[ChatGeneration(message=message, generation_info=merged.generation_info)])
+
+
+def _json_object(text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return None
 
 
 def _complete_reply(message: AIMessage) -> AIMessage:
@@ -288,6 +314,8 @@ class ChatWSD(BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools (the core's tool protocol and grammar: ``wsd_llm.tools``).
@@ -299,6 +327,9 @@ class ChatWSD(BaseChatModel):
                 call. "any", "required", True, ``{"type": "any"}`` or ``{"type": "required"}``:
                 a call is forced. A tool's name, ``{"type": "tool", "name": ...}`` or
                 ``{"type": "function", "function": {"name": ...}}``: that tool is called.
+            strict: accepted, as ``ChatOpenAI`` takes it; local models always write arguments valid
+                under the tool's schema (the grammar), remote ones cannot be held to it.
+            parallel_tool_calls: accepted; a reply holds at most one call either way.
             **kwargs: bound as call options (``stop``, ``max_tokens``, WSD options).
 
         Returns:
@@ -318,6 +349,7 @@ class ChatWSD(BaseChatModel):
         *,
         method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
         include_raw: bool = False,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
         """A runnable whose replies are ``schema`` objects.
@@ -325,11 +357,13 @@ class ChatWSD(BaseChatModel):
         Args:
             schema: a pydantic model class, a TypedDict class, or a JSON schema / OpenAI tool dict.
             method: ``json_schema`` (the default): both models write under a grammar compiled from the
-                schema (see ``wsd_llm.Constraint``), so a reply that completes always parses; a budget
-                too small to close it raises ``OutputParserException`` saying so (or, with
-                ``include_raw``, gives it as ``parsing_error``). ``json_mode``: any JSON object, parsed as a dict. ``function_calling``:
-                the prompt-based tool protocol (``bind_tools`` with the schema as the forced tool).
+                schema (see ``wsd_llm.Constraint``), so a reply that completes always parses.
+                ``json_mode``: any JSON object, parsed as a dict. ``function_calling``: a forced call
+                of the schema as a tool (``bind_tools``, under the tool grammar on local models).
+                With each, a budget too small to close the object raises ``OutputParserException``
+                saying so (or, with ``include_raw``, gives it as ``parsing_error``).
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``.
+            strict: accepted, as ``ChatOpenAI`` takes it; the grammar holds local replies to the schema.
             **kwargs: bound as call options (``max_tokens``, WSD options).
 
         Returns:
@@ -338,22 +372,25 @@ class ChatWSD(BaseChatModel):
         Raises:
             ValueError: an unknown ``method``.
         """
-        if method == "function_calling":
-            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
-        if method not in ("json_schema", "json_mode"):
+        if method not in ("json_schema", "json_mode", "function_calling"):
             raise ValueError(f"method must be json_schema, json_mode or function_calling, got {method!r}")
         pydantic_class = isinstance(schema, type) and issubclass(schema, BaseModel)
-        if method == "json_mode":
-            constraint: Any = {"type": "json_object"}
+        traced = {"ls_structured_output_format": {"kwargs": {"method": method},
+                                                  "schema": convert_to_json_schema(schema)}}
+        parser: Runnable
+        if method == "function_calling":
+            llm = self.bind_tools([schema], tool_choice="any", **traced, **kwargs)
+            parser = PydanticToolsParser(tools=[schema], first_tool_only=True) if pydantic_class else \
+                JsonOutputKeyToolsParser(key_name=convert_to_openai_tool(schema)["function"]["name"],
+                                         first_tool_only=True)
         else:
-            constraint = schema if pydantic_class else convert_to_json_schema(schema)
-        parser: Runnable = JsonOutputParser()
-        if pydantic_class and method == "json_schema":
-            parser = PydanticOutputParser(pydantic_object=schema)
-        # LangChain's JSON parser completes a cut-off object; a reply the budget cut is an error here.
+            constraint = {"type": "json_object"} if method == "json_mode" else \
+                schema if pydantic_class else convert_to_json_schema(schema)
+            llm = self.bind(constraint=constraint, **traced, **kwargs)
+            parser = PydanticOutputParser(pydantic_object=schema) if pydantic_class and method == "json_schema" \
+                else JsonOutputParser()
+        # LangChain's parsers complete a cut-off object; a reply the budget cut is an error here.
         parser = RunnableLambda(_complete_reply) | parser
-        llm = self.bind(constraint=constraint, ls_structured_output_format={
-            "kwargs": {"method": method}, "schema": convert_to_json_schema(schema)}, **kwargs)
         if not include_raw:
             return llm | parser
         parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
@@ -417,7 +454,7 @@ class ChatWSD(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         # The same chunks as a stream, merged; no token callbacks for a non-streaming call.
-        return generate_from_stream(self._stream(messages, stop, None, **kwargs))
+        return _merged(list(self._stream(messages, stop, None, **kwargs)))
 
     async def _agenerate(
         self,
@@ -426,4 +463,4 @@ class ChatWSD(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await agenerate_from_stream(self._astream(messages, stop, None, **kwargs))
+        return _merged([chunk async for chunk in self._astream(messages, stop, None, **kwargs)])

@@ -44,7 +44,7 @@ def test_history_with_tool_turns_maps_to_core_turns(tiny_draft):
         AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1"}]),
         ToolMessage("3", name="add", tool_call_id="c1"),
         AIMessage([{"type": "text", "text": "It is 3."}]),
-        ToolMessage("boom", name="add", tool_call_id="c2", status="error"),
+        ToolMessage("boom", name="add", tool_call_id="c1", status="error"),
     ]
     turns = normalize_messages([*to_wsd_messages(history), {"role": "user", "content": "And?"}])[:-1]
     assert turns == [
@@ -246,3 +246,20 @@ def test_with_tools_bound_a_text_answer_streams_as_text(tool_llm):
     assert len(text) > 1 and not any(chunk.tool_call_chunks for chunk in chunks)
     full = sum(chunks[1:], chunks[0])
     assert not full.tool_calls and full.response_metadata["finish_reason"] in ("stop", "length")
+
+
+def test_a_call_cut_by_the_budget_is_an_invalid_tool_call(tool_llm):
+    """As ChatOpenAI reads a whole reply: LangChain's chunk merge would complete the cut arguments."""
+    reply = tool_llm.bind_tools([add, now], tool_choice="add").invoke("What is 2 + 3?", max_tokens=3)
+    assert reply.response_metadata["finish_reason"] == "length" and not reply.tool_calls
+    (invalid,) = reply.invalid_tool_calls
+    assert invalid["name"] == "add" and "raise max_tokens" in invalid["error"]
+    with pytest.raises(OutputParserException, match="ran out of max_tokens"):
+        tool_llm.with_structured_output(Point, method="function_calling").invoke("Where?", max_tokens=3)
+
+
+def test_strict_and_parallel_tool_calls_are_accepted_as_chat_openai_takes_them(tool_llm):
+    llm = tool_llm.bind_tools([add], tool_choice="add", strict=True, parallel_tool_calls=False)
+    assert llm.invoke("What is 2 + 3?").tool_calls[0]["name"] == "add"
+    assert isinstance(tool_llm.with_structured_output(Point, strict=True).invoke("Where?"), Point)
+    assert isinstance(tool_llm.with_structured_output(Point, method="function_calling").invoke("Where?"), Point)

@@ -52,3 +52,13 @@ def test_a_tool_loop_history_becomes_protocol_text_turns():
         {"role": "assistant", "content": 'Let me check.\n{"tool": "add", "arguments": {"a": 1}}'},
         {"role": "user", "content": "Tool error (add): boom\n\nNow answer my question using this result."},
     ]
+
+
+def test_tool_loop_turns_follow_openai_rules():
+    call = {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+    # An assistant turn that only calls may leave content out, as OpenAI allows.
+    turns = normalize_messages([{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]},
+                                {"role": "tool", "tool_call_id": "c1", "content": "4"}])
+    assert turns[1] == {"role": "assistant", "content": '{"tool": "add", "arguments": {}}'}
+    with pytest.raises(ValueError, match="message 1 is the result of call 'c9', which no earlier assistant turn made"):
+        normalize_messages([{"role": "user", "content": "q"}, {"role": "tool", "tool_call_id": "c9", "content": "4"}])

@@ -451,7 +451,6 @@ BAD_PARAMETERS = {"type": "function", "function": {"name": "f", "parameters": {
 
 @pytest.mark.parametrize(("fields", "param", "says"), [
     ({"tools": [{"name": "weather"}]}, "tools", "tools[0] must be {'type': 'function'"),
-    ({"tools": [WEATHER, WEATHER]}, "tools", "two tools are named 'weather'"),
     ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools", "letters, digits"),
     ({"tools": "weather"}, "tools", "valid list"),
     ({"tools": [BAD_PARAMETERS]}, "tools", "tools[0].function.parameters: the json_schema constraint does not compile"),

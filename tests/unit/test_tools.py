@@ -115,7 +115,6 @@ def test_prepare_describes_the_tools_and_asks_for_the_call(pipe):
 @pytest.mark.parametrize(("options", "says"), [
     ({"tools": [{"name": "add"}]}, r"tools\[0\] must be \{'type': 'function'"),
     ({"tools": [{"type": "function", "function": {"name": "a b"}}]}, "letters, digits"),
-    ({"tools": [ADD, ADD]}, "two tools are named 'add'"),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]},
      "parameters must be a JSON schema of an object"),
     ({"tools": TOOLS, "tool_choice": "subtract"}, "names the tool 'subtract', which is not given; tools: add, now"),
@@ -124,6 +123,14 @@ def test_prepare_describes_the_tools_and_asks_for_the_call(pipe):
     ({"tools": TOOLS, "tool_choice": 3}, "tool_choice must be a str, bool, dict or None"),
     ({"tools": TOOLS, "response_format": {"type": "json_object"}, "constraint": {"type": "json_object"}},
      "response_format or constraint, not both"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": "x"}}}]},
+     r"tools\[0\].function.parameters must be a JSON schema of an object"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": {"x": "integer"}}}}]},
+     r"properties.x must be a JSON schema \(a dict such as"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "description": 5}}]}, "description must be a string"),
+    ({"tools": [ADD, {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"type": "integr"}}}}}]},
+     r"^tools\[1\].function.parameters: the json_schema constraint does not compile: .*integr"),
 ])
 def test_bad_tool_requests_are_one_line(pipe, options, says):
     with pytest.raises(ValueError, match=says) as error:
@@ -176,6 +183,8 @@ CHOICES = {"auto": ToolChoice.parse(TOOLS), "add": ToolChoice.parse(TOOLS, "add"
     ("no idea", "add", "add", "no idea"),  # an invalid call, not a silent answer
     ("whatever", "now", "now", "{}"),
     ("I would use now", "any", "now", "{}"),  # a required call among several: the tool it mentions
+    ('{"tool": "add', "any", "add", ""),  # the budget cut the envelope: no arguments written yet
+    ('{"tool": "add", "arguments": {"a": ', "any", "add", '{"a": '),  # cut arguments, exactly as written
 ])
 def test_reading_calls(text, choice, name, arguments):
     call = CHOICES[choice].read(text)
@@ -211,3 +220,16 @@ def test_tools_with_nested_models_keep_their_refs(pipe):
                              max_new_tokens=200) for seed in range(10)]
     plans = [r.tool_calls[0] for r in results if r.finish_reason == "tool_calls" and r.tool_calls[0].name == "plan"]
     assert plans and all(Trip.model_validate_json(call.arguments) for call in plans)
+
+
+def test_a_boolean_parameter_schema_is_described(pipe):
+    """``true`` is a valid JSON schema (anything goes): described as a value, not a crash."""
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"x": True}}}}
+    assert "- f(x: value):" in pipe.prepare("Hi", tools=[tool]).messages[0]["content"]
+
+
+def test_a_call_cut_by_the_budget_streams_what_it_returns(pipe):
+    events = list(pipe.stream("Hello!", tools=TOOLS, tool_choice="add", max_new_tokens=4, seed=0, **SAMPLED))
+    result = events[-1].result
+    assert result.finish_reason == "length"
+    assert "".join(e.tool_call.arguments for e in events if e.tool_call) == result.tool_calls[0].arguments

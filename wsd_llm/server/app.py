@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
 
-from wsd_llm.constraints import Constraint, closed_schema
 from wsd_llm.errors import ContextWindowExceeded, OptionError
 from wsd_llm.pipeline import WSDPipeline, WSDRequest
 from wsd_llm.results import StreamEvent, WSDResult
@@ -30,7 +29,6 @@ from wsd_llm.server.protocol import (
     ModelList,
     Reply,
 )
-from wsd_llm.tools import ToolChoice
 
 logger = logging.getLogger("wsd_llm.server")
 
@@ -183,31 +181,19 @@ def create_app(pipe: WSDPipeline, settings: ServerSettings | None = None) -> Fas
     def _prepare(body: ChatRequest, options: dict[str, Any]) -> WSDRequest:
         """The checked run of a request; a 400 for a bad conversation, tool or option, or a conversation
         longer than a model's context, before any model runs (tokenizing takes a while: off the loop)."""
-        tools = body.tool_choice_in_force()
+        body.tool_choice_in_force()
         try:
             return pipe.prepare(body.conversation(), tools=body.tools, tool_choice=body.tool_choice, **options)
         except OptionError as error:
-            if error.option == "constraint" and tools.tools:
-                raise _grammar_error(body, tools, error) from error
             param = _REQUEST_FIELD.get(error.option, error.option)
-            what = str(error).removeprefix(error.option).lstrip()  # "gamma must be ..." -> "must be ..."
+            what = str(error)
+            if what.startswith(f"{error.option} "):  # "gamma must be ..." -> "must be ..."
+                what = what.removeprefix(error.option).lstrip()
             raise APIError(400, f"{param}: {what}", param=param) from error
         except ContextWindowExceeded as error:
             raise APIError(400, f"messages: {error}", param="messages", code="context_length_exceeded") from error
         except (ValueError, TypeError) as error:
             raise APIError(400, f"messages: {error}", param="messages") from error
-
-    def _grammar_error(body: ChatRequest, tools: ToolChoice, error: OptionError) -> APIError:
-        """The 400 of a reply constraint that did not compile with tools in force: it names the first
-        tool whose parameters do not compile alone, else the response_format it was combined with."""
-        check = getattr(pipe.draft, "check_constraint", None)
-        for index, tool in enumerate(tools.tools if check else ()):
-            try:
-                check(Constraint.json_schema(closed_schema(tool["function"].get("parameters") or {})))
-            except OptionError as fault:
-                return APIError(400, f"tools: tools[{index}].function.parameters: {fault}", param="tools")
-        param = "response_format" if body.response_format else "tools"
-        return APIError(400, f"{param}: {str(error).splitlines()[0]}", param=param)  # llguidance's is long
 
     async def _run(prepared: WSDRequest, progress: _Progress) -> AsyncIterator[StreamEvent]:
         """The run's events once a worker slot is free; closing it stops the models within one chunk."""

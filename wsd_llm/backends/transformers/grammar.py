@@ -77,7 +77,8 @@ class GrammarMask:
         self.tokenizer = _llg_tokenizer(tokenizer)
         self.matcher = llguidance.LLMatcher(self.tokenizer, _grammar(constraint))
         if error := self.matcher.get_error():
-            raise ValueError(f"the {constraint.kind} constraint does not compile: {error}")
+            # llguidance's first line says what is wrong; the rest dumps its grammar.
+            raise ValueError(f"the {constraint.kind} constraint does not compile: {error.splitlines()[0]}")
         if written and not self.matcher.consume_tokens(list(written)):
             raise ValueError(f"the reply so far does not match the {constraint.kind} constraint: "
                              f"{self.matcher.get_error()}")
