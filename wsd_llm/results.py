@@ -88,14 +88,15 @@ class WSDResult(BaseModel):
     prompt_tokens: int = Field(description="Tokens of the base model's prompt (the conversation).")
     draft_tokens_generated: int
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
-    base_tokens_cached: int = Field(0, description="Prompt tokens the base read from its prefix cache instead of "
-                                    "running them (OpenAI's ``cached_tokens``): the prompt's prefill was "
-                                    "``prompt_tokens - base_tokens_cached`` tokens.")
-    draft_tokens_forwarded: int | None = Field(None, description="Tokens the draft model ran a forward pass on "
-                                               "(its prompt's prefill and what it wrote); None when the draft "
-                                               "does not say (a remote draft).")
+    base_tokens_cached: int = Field(0, description="Prompt tokens the base read from its prefix cache "
+                                    "instead of running them (OpenAI's ``cached_tokens``): the prompt's prefill "
+                                    "was ``prompt_tokens - base_tokens_cached`` tokens.")
+    draft_tokens_forwarded: int | None = Field(None, description="Tokens the draft model ran a forward pass "
+                                               "on (its prompt's prefill and what it wrote); None when the "
+                                               "draft does not say (a remote draft).")
     draft_tokens_cached: int | None = Field(None, description="Prompt tokens the draft read from its prefix "
-                                            "cache instead of running them; None when the draft does not say.")
+                                            "cache instead of running them; None when the draft does not "
+                                            "say.")
     probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")
     tokens: list[str] = Field(description="Text of each scored draft token (base tokenizer), aligned with probs.")
     finish_reason: FinishReason

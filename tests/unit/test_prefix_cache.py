@@ -46,7 +46,8 @@ def test_a_chat_gives_the_same_replies_and_forwards_only_the_new_tail():
     reuse, off = pair()
     with_reuse, without = chat(reuse), chat(off)
     for turn, (got, expected) in enumerate(zip(with_reuse, without)):
-        assert (got.text, got.switch_index, got.switched) == (expected.text, expected.switch_index, expected.switched)
+        assert (got.text, got.switch_index, got.switched) == \
+            (expected.text, expected.switch_index, expected.switched)
         assert got.probs == pytest.approx(expected.probs, rel=1e-4)
         # The run asks for the same ids either way; what the cache held is not forwarded again.
         assert got.base_tokens_forwarded + got.base_tokens_cached == expected.base_tokens_forwarded
@@ -85,7 +86,8 @@ def test_streams_and_logprobs_read_the_cache_as_generate_does():
     assert "".join(e.text for e in events) == result.text == expected.text
     assert result.base_tokens_cached > 0 and result.draft_tokens_cached > 0
     assert [t.token for t in result.logprobs] == [t.token for t in expected.logprobs]
-    assert [t.logprob for t in result.logprobs] == pytest.approx([t.logprob for t in expected.logprobs], abs=1e-4)
+    assert [t.logprob for t in result.logprobs] == \
+        pytest.approx([t.logprob for t in expected.logprobs], abs=1e-4)
 
 
 def test_turned_off_nothing_is_kept_or_read():
@@ -167,7 +169,8 @@ def test_a_bad_size_fails_in_one_line(size):
 
 
 def test_the_size_reaches_the_models_through_from_pretrained(tmp_path):
-    for role, model in (("draft", tiny_llama(tiny_draft_tokenizer())), ("base", tiny_gemma3(tiny_base_tokenizer()))):
+    models = {"draft": tiny_llama(tiny_draft_tokenizer()), "base": tiny_gemma3(tiny_base_tokenizer())}
+    for role, model in models.items():
         model.model.save_pretrained(tmp_path / role)
         model.tokenizer.save_pretrained(tmp_path / role)
     pipe = WSDPipeline.from_pretrained(tmp_path / "draft", tmp_path / "base", prefix_cache_bytes=2**20)

@@ -32,7 +32,7 @@ DEFAULT_PREFIX_CACHE_BYTES = 256 * 2**20
 @dataclass(frozen=True)
 class _Entry:
     ids: tuple[int, ...]
-    layers: tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]  # (keys, values) per layer; None: never written
+    layers: tuple[tuple[torch.Tensor, torch.Tensor] | None, ...]  # (keys, values) per layer; None: unwritten
     nbytes: int
 
 
@@ -91,9 +91,8 @@ class PrefixCache:
             self._entries.move_to_end(best.ids)
         # Stored tensors are never modified, so they are safe to read outside the lock; ``update``
         # concatenates onto an empty tensor, so the new cache owns new tensors.
-        data = [(None, None) if kv is None else (kv[0][..., :length, :], kv[1][..., :length, :]) for kv in best.layers]
         with torch.inference_mode():
-            cache = DynamicCache(ddp_cache_data=data)
+            cache = DynamicCache(ddp_cache_data=[_first(kv, length) for kv in best.layers])
         return list(best.ids[:length]), cache
 
     def offer(self, ids: Sequence[int], cache: DynamicCache) -> None:
@@ -131,6 +130,11 @@ class PrefixCache:
         """Drop every entry."""
         with self._lock:
             self._entries.clear()
+
+
+def _first(kv: tuple[torch.Tensor, torch.Tensor] | None, length: int) -> tuple[torch.Tensor | None, ...]:
+    """A layer's keys and values at its first ``length`` positions (views); Nones for an unwritten layer."""
+    return (None, None) if kv is None else (kv[0][..., :length, :], kv[1][..., :length, :])
 
 
 def _holds(cache: DynamicCache, length: int) -> bool:
