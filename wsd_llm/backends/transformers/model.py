@@ -180,6 +180,7 @@ class DraftStream(Iterator[str]):
         return next(self._texts)
 
     def close(self) -> None:
+        """Stop the draft; its session's KV goes to the prefix cache."""
         self._texts.close()
 
     @property
