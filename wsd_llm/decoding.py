@@ -86,11 +86,19 @@ class WSDRun:
     def events(self) -> Iterator[StreamEvent]:
         """The reply as :class:`StreamEvent` pieces; the last event carries the result."""
         self.clock = _Clock()
-        config = self.config
         if self._prompts is None:
             self.check()
-        draft_prompt, base_prompt, prompt_length = self._prompts
         session = self.base.open_session()
+        try:
+            yield from self._reply(session)
+        finally:
+            close = getattr(session, "close", None)  # a local base keeps the KV for later calls
+            if close is not None:
+                close()
+
+    def _reply(self, session: TargetSession) -> Iterator[StreamEvent]:
+        config = self.config
+        draft_prompt, base_prompt, prompt_length = self._prompts
         stream = TextStream(self.reply_stops, self.markers)
         drafts = self.draft.stream_draft(draft_prompt, config.draft_sampling())
         try:
@@ -115,6 +123,8 @@ class WSDRun:
                 finish_reason = session.finish_reason or "stop"
         yield from self._emit(stream.update(self.base.decode(draft_ids + continuation), final=True))
         result = self._result(stream.text, handover, continuation, session, finish_reason)
+        result.draft_tokens_forwarded = getattr(drafts, "forwarded_tokens", None)
+        result.draft_tokens_cached = getattr(drafts, "cached_tokens", None)
         result.timings.total_s = self.clock.elapsed()
         yield StreamEvent(text="", source="base" if continuation else "draft", result=result)
 
@@ -132,6 +142,7 @@ class WSDRun:
             prompt_tokens=handover.prompt_length,
             drafted=handover.drafted,
             forwarded=session.forwarded_tokens,
+            cached=getattr(session, "cached_tokens", 0),
             finish_reason=finish_reason,
             draft_model=self.draft.name,
             base_model=self.base.name,

@@ -15,7 +15,8 @@ FinishReason = Literal["stop", "length", "tool_calls"]
 # What faces report about a run besides its text and usage (server ``wsd`` field, LangChain
 # ``response_metadata``, LlamaIndex ``raw``, ``wsd-llm run`` lines).
 _STATS = ("switched", "switch_index", "draft_tokens", "base_tokens", "draft_tokens_generated",
-          "base_tokens_forwarded", "finish_reason", "draft_model", "base_model")
+          "base_tokens_forwarded", "base_tokens_cached", "draft_tokens_forwarded", "draft_tokens_cached",
+          "finish_reason", "draft_model", "base_model")
 
 
 class Timings(BaseModel):
@@ -72,8 +73,8 @@ class ToolCallDelta(BaseModel):
 class WSDResult(BaseModel):
     """The reply and the switch statistics of one WSD run.
 
-    Token counts are in base-model tokens except ``draft_tokens_generated``, which counts
-    the draft model's own tokens (including those discarded after the switch).
+    Token counts are in base-model tokens except the ``draft_tokens_*`` counts, which are the draft
+    model's own tokens (``draft_tokens_generated`` includes those discarded after the switch).
     """
 
     text: str
@@ -87,6 +88,15 @@ class WSDResult(BaseModel):
     prompt_tokens: int = Field(description="Tokens of the base model's prompt (the conversation).")
     draft_tokens_generated: int
     base_tokens_forwarded: int = Field(description="Tokens the base model ran a forward pass on.")
+    base_tokens_cached: int = Field(0, description="Prompt tokens the base read from its prefix cache "
+                                    "instead of running them (OpenAI's ``cached_tokens``): the prompt's prefill "
+                                    "was ``prompt_tokens - base_tokens_cached`` tokens.")
+    draft_tokens_forwarded: int | None = Field(None, description="Tokens the draft model ran a forward pass "
+                                               "on (its prompt's prefill and what it wrote); None when the "
+                                               "draft does not say (a remote draft).")
+    draft_tokens_cached: int | None = Field(None, description="Prompt tokens the draft read from its prefix "
+                                            "cache instead of running them; None when the draft does not "
+                                            "say.")
     probs: list[float] = Field(description="Base probabilities of the scored draft tokens.")
     tokens: list[str] = Field(description="Text of each scored draft token (base tokenizer), aligned with probs.")
     finish_reason: FinishReason
@@ -128,9 +138,10 @@ class WSDResult(BaseModel):
         """The switch statistics every face reports, as plain JSON.
 
         Keys: ``switched``, ``switch_index``, ``draft_tokens``, ``base_tokens``,
-        ``draft_tokens_generated``, ``base_tokens_forwarded``, ``finish_reason``, ``draft_model``,
+        ``draft_tokens_generated``, ``base_tokens_forwarded``, ``base_tokens_cached``,
+        ``draft_tokens_forwarded``, ``draft_tokens_cached``, ``finish_reason``, ``draft_model``,
         ``base_model``, ``draft_chars``/``base_chars`` (characters of the reply each model wrote)
-        and ``timings`` (seconds per phase). Token counts are base tokens, as in the fields.
+        and ``timings`` (seconds per phase). Token counts are as in the fields.
         """
         return {**self.model_dump(mode="json", include=set(_STATS)), "draft_chars": len(self.draft_text),
                 "base_chars": len(self.base_text), "timings": self.timings.model_dump(mode="json")}
@@ -162,6 +173,7 @@ def build_result(
     prompt_tokens: int,
     drafted: int,
     forwarded: int,
+    cached: int = 0,
     finish_reason: FinishReason,
     draft_model: str,
     base_model: str,
@@ -175,6 +187,8 @@ def build_result(
         kept: the accepted draft in base ids (``k + 1`` tokens).
         continuation: the base's tokens after the handover, possibly past a stop string.
         scored: the draft's base ids that were scored, aligned with ``probs``.
+        forwarded, cached: the base's tokens run through the model, and its prompt tokens read from
+            its prefix cache instead.
 
     Token counts are those of ``text``: tokens that only wrote a cut-off stop string are
     not counted (OpenAI's ``completion_tokens`` counts the returned text).
@@ -192,6 +206,7 @@ def build_result(
         prompt_tokens=prompt_tokens,
         draft_tokens_generated=drafted,
         base_tokens_forwarded=forwarded,
+        base_tokens_cached=cached,
         probs=probs,
         tokens=[decode([token]) for token in scored],
         finish_reason=finish_reason,

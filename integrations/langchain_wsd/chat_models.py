@@ -237,6 +237,7 @@ class ChatWSD(BaseChatModel):
         ```python
         {'wsd_sources': ['draft', 'base'], 'switched': True, 'switch_index': 5, 'draft_tokens': 6,
          'base_tokens': 5, 'draft_tokens_generated': 7, 'base_tokens_forwarded': 40,
+         'base_tokens_cached': 0, 'draft_tokens_forwarded': 38, 'draft_tokens_cached': 0,
          'finish_reason': 'stop', 'draft_model': 'SmolLM2-135M-Instruct', 'base_model': 'gemma-3-270m',
          'draft_chars': 30, 'base_chars': 1, 'timings': {'draft_s': ..., 'total_s': ...},
          'model_name': 'wsd:SmolLM2-135M-Instruct+gemma-3-270m'}

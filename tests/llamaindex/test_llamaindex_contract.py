@@ -120,7 +120,10 @@ def test_streams_are_cumulative_and_add_up_to_the_reply(tiny_llm, small_pipe):
 
 def test_raw_is_the_json_of_the_wsd_result(tiny_llm, small_pipe):
     expected = small_pipe.generate(PROMPT)
-    stats = {key: value for key, value in expected.stats().items() if key != "timings"}
+    # Timings and the counts that depend on what earlier calls left in the prefix cache vary between calls.
+    varying = {"timings", "base_tokens_forwarded", "base_tokens_cached", "draft_tokens_forwarded",
+               "draft_tokens_cached"}
+    stats = {key: value for key, value in expected.stats().items() if key not in varying}
     responses = [tiny_llm.complete(PROMPT), list(tiny_llm.stream_complete(PROMPT))[-1]]
     for response in responses:
         raw = json.loads(json.dumps(response.raw))

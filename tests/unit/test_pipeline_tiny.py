@@ -72,10 +72,11 @@ def test_the_prompt_is_prefilled_once(pipe):
     for prompt in PROMPTS:
         result = pipe.generate(prompt, gamma=0.0035)
         # Scoring forwards prompt + draft minus its last token; the handover re-runs at most one token
-        # per re-tokenized chunk; the continuation forwards each token it writes.
+        # per re-tokenized chunk; the continuation forwards each token it writes. An earlier call with
+        # the same prompt left part of it in the prefix cache: those tokens are read, not forwarded.
         assert result.prompt_tokens == base_prompt_tokens(pipe, prompt)
         once = result.prompt_tokens + len(result.probs) + result.base_tokens
-        assert once - 1 <= result.base_tokens_forwarded <= once + SMALL.chunk_size
+        assert once - 1 <= result.base_tokens_forwarded + result.base_tokens_cached <= once + SMALL.chunk_size
 
 
 @pytest.mark.parametrize("gamma", GAMMAS)

@@ -54,7 +54,12 @@ def test_reply_is_the_pipeline_reply_with_usage_and_switch(client, tiny_pipe):
     assert (reply.choices[0].finish_reason, reply.model, reply.object) == (expected.finish_reason, "wsd",
                                                                            "chat.completion")
     assert reply.usage.model_dump(exclude_none=True) == expected.usage()
-    assert reply.model_extra["wsd"] == {**expected.stats(), "timings": reply.model_extra["wsd"]["timings"]}
+    # The token counts that depend on what earlier calls left in the prefix cache differ between two calls.
+    varying = {"timings", "base_tokens_forwarded", "base_tokens_cached", "draft_tokens_forwarded",
+               "draft_tokens_cached"}
+    assert set(reply.model_extra["wsd"]) == set(expected.stats())
+    assert {key: value for key, value in reply.model_extra["wsd"].items() if key not in varying} == \
+        {key: value for key, value in expected.stats().items() if key not in varying}
 
 
 def test_stream_sends_usage_only_when_asked_in_an_extra_last_chunk(client):

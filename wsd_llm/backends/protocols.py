@@ -52,7 +52,11 @@ class DraftModel(Protocol):
 
 @runtime_checkable
 class TargetSession(Protocol):
-    """One request's state on the base model (its KV cache, for a local model)."""
+    """One request's state on the base model (its KV cache, for a local model).
+
+    A session may also have ``close()``, which the run calls when it is done with the session (a
+    local model keeps its KV for later calls that share a prefix).
+    """
 
     forwarded_tokens: int
     finish_reason: FinishReason | None

@@ -21,6 +21,7 @@ from transformers.utils import logging as hf_logging
 
 from wsd_llm.backends.tokenizer import TokenizerMixin
 from wsd_llm.backends.transformers.conversion import converted_dir
+from wsd_llm.backends.transformers.prefix_cache import DEFAULT_PREFIX_CACHE_BYTES, PrefixCache
 from wsd_llm.backends.transformers.sampler import Sampler
 from wsd_llm.errors import OptionError
 from wsd_llm.hub import check_source
@@ -68,7 +69,13 @@ class TransformersSession:
     """One request's KV cache on a local model, kept in step with the ids it has seen.
 
     Every call says which ids the cache should hold; the longest cached prefix they share is
-    kept, the rest cropped, and only the new tail is forwarded.
+    kept, the rest cropped, and only the new tail is forwarded. The first call starts from the
+    model's prefix cache (``TransformersModel.prefix_cache``) when it holds a prefix of the ids;
+    :meth:`close` offers the session's KV to it for later calls.
+
+    Attributes:
+        forwarded_tokens: tokens run through the model.
+        cached_tokens: tokens read from the prefix cache instead (OpenAI's ``cached_tokens``).
     """
 
     def __init__(self, lm: TransformersModel) -> None:
@@ -76,10 +83,18 @@ class TransformersSession:
         self.cache = DynamicCache()
         self.ids: list[int] = []
         self.forwarded_tokens = 0
+        self.cached_tokens = 0
         self.finish_reason: FinishReason | None = None
+        self._started = False
 
     def _advance(self, ids: Sequence[int], reuse: int, rows: int) -> torch.Tensor:
         """Make the cache hold ``ids`` (reusing at most ``reuse`` cached ids); logits of the last ``rows``."""
+        if not self._started:
+            self._started = True
+            hit = self.lm.prefix_cache.lookup(ids, reuse) if self.lm.prefix_cache is not None else None
+            if hit is not None:
+                self.ids, self.cache = hit
+                self.cached_tokens = len(self.ids)
         keep = min(common_prefix_length(self.ids, ids), reuse)
         if keep < len(self.ids):
             self.cache.crop(keep - len(self.ids))
@@ -136,16 +151,68 @@ class TransformersSession:
                 return
             logits = self._advance(ids, reuse=len(ids) - 1, rows=1)[-1]
 
+    def close(self) -> None:
+        """End the session: its ids and KV go to the model's prefix cache (a copy), for later calls."""
+        if self.lm.prefix_cache is not None and self.ids:
+            self.lm.prefix_cache.offer(self.ids, self.cache)
+        self.ids, self.cache = [], DynamicCache()
+
+
+class DraftStream(Iterator[str]):
+    """The draft's reply as ``TransformersModel.stream_draft`` writes it: the whole text so far after
+    each token. ``forwarded_tokens`` and ``cached_tokens`` count what its session ran and reused.
+    Closing it (or running it to the end) stops the model and closes the session."""
+
+    def __init__(self, lm: TransformersModel, prompt: str, sampling: Sampling) -> None:
+        self.session = lm.open_session()
+        self._texts = self._write(lm, prompt, sampling)
+
+    def _write(self, lm: TransformersModel, prompt: str, sampling: Sampling) -> Iterator[str]:
+        written: list[int] = []
+        try:
+            for token in self.session.generate(lm.encode(prompt), sampling):
+                written.append(token)
+                yield trim_incomplete_char(lm.decode(written))
+        finally:
+            self.session.close()
+
+    def __next__(self) -> str:
+        return next(self._texts)
+
+    def close(self) -> None:
+        """Stop the draft; its session's KV goes to the prefix cache."""
+        self._texts.close()
+
+    @property
+    def forwarded_tokens(self) -> int:
+        return self.session.forwarded_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.session.cached_tokens
+
 
 class TransformersModel(TokenizerMixin):
     """A local causal LM, usable as the draft or as the base of a WSD pipeline.
 
     Several threads may share one instance: each request gets its own KV cache, and forward
     passes and tokenizer calls are serialised by a lock.
+
+    Args:
+        model: a causal LM, put in eval mode.
+        tokenizer: its tokenizer.
+        name: the name reported in results; by default the model's ``name_or_path``.
+        prefix_cache_bytes: most bytes of KV kept for recent calls (:class:`PrefixCache`, 256 MiB by
+            default), so a call that resends a conversation prefills only its new tail; 0 turns
+            prefix reuse off.
+
+    Raises:
+        TypeError: ``tokenizer`` is not a transformers tokenizer.
+        ValueError: ``prefix_cache_bytes`` is negative or not a whole number.
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
-                 name: str | None = None) -> None:
+                 name: str | None = None, prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES) -> None:
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             raise TypeError(
                 f"expected a transformers tokenizer, got {type(tokenizer).__name__}; "
@@ -155,6 +222,8 @@ class TransformersModel(TokenizerMixin):
         self.tokenizer = tokenizer
         self.name = name or str(getattr(model.config, "name_or_path", "") or type(model).__name__)
         self.lock = threading.RLock()
+        store = PrefixCache(prefix_cache_bytes)
+        self.prefix_cache: PrefixCache | None = store if store.max_bytes else None
 
     @classmethod
     def from_pretrained(
@@ -166,6 +235,7 @@ class TransformersModel(TokenizerMixin):
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
         name: str | None = None,
+        prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES,
         **model_kwargs: Any,
     ) -> TransformersModel:
         """Load a hub id, a local directory, or a GGUF file (``path/x.gguf`` or ``gguf_file=``).
@@ -178,6 +248,8 @@ class TransformersModel(TokenizerMixin):
             dtype: as transformers takes it (``"auto"``, ``torch.bfloat16``...); float32 by default.
             trust_remote_code: run model code shipped with the checkpoint.
             name: the name reported in results; by default the id, path or GGUF file name.
+            prefix_cache_bytes: most bytes of KV kept for recent calls (see the class); 0 turns
+                prefix reuse off.
             model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained``.
 
         Returns:
@@ -187,7 +259,9 @@ class TransformersModel(TokenizerMixin):
             FileNotFoundError: no such directory or file, and not a hub id either.
             wsd_llm.hub.HubUnreachableError: a hub id that is not cached while the hub cannot be reached.
             OSError: transformers' own loading errors (a hub id that does not exist...).
+            ValueError: ``prefix_cache_bytes`` is negative or not a whole number.
         """
+        PrefixCache(prefix_cache_bytes)  # a bad size fails before a model loads
         check_source(name_or_path)  # a missing path or an unreachable hub fails now, in one line
         source = Path(name_or_path)
         if gguf_file is None and source.suffix == ".gguf":
@@ -211,7 +285,7 @@ class TransformersModel(TokenizerMixin):
         with _no_progress_bars():  # a converted copy loads in seconds: a bar per model is noise
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        return cls(model, tokenizer, name=display)
+        return cls(model, tokenizer, name=display, prefix_cache_bytes=prefix_cache_bytes)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={self.device})"
@@ -273,12 +347,9 @@ class TransformersModel(TokenizerMixin):
     def open_session(self) -> TransformersSession:
         return TransformersSession(self)
 
-    def stream_draft(self, prompt: str, sampling: Sampling) -> Iterator[str]:
+    def stream_draft(self, prompt: str, sampling: Sampling) -> DraftStream:
         """The draft's reply to ``prompt``, the whole text so far after each token (see ``DraftModel``)."""
-        written: list[int] = []
-        for token in self.open_session().generate(self.encode(prompt), sampling):
-            written.append(token)
-            yield trim_incomplete_char(self.decode(written))
+        return DraftStream(self, prompt, sampling)
 
     def generate_batch(self, draft: DraftModel, conversations: Sequence[Sequence[Message]],
                        config: WSDConfig) -> list[WSDResult]:
