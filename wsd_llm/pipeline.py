@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -284,10 +285,14 @@ class WSDRequest:
 
     def events(self) -> Iterator[StreamEvent]:
         """The reply as :meth:`WSDPipeline.stream` gives it."""
-        if not self.tools.tools:
-            return self.run.events()
+        events = self.run.events()
+        return self._tool_events(events) if self.tools.tools else events
+
+    def _tool_events(self, events: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
         stream = ToolCallStream(self.tools, self.response)
-        return (piece for event in self.run.events() for piece in stream.feed(event))
+        with contextlib.closing(events):  # closing the reply early stops the models at once, not at collection
+            for event in events:
+                yield from stream.feed(event)
 
     def aevents(self) -> AsyncIterator[StreamEvent]:
         """``events`` in a worker thread; leaving the loop early stops the models."""

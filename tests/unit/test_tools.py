@@ -233,3 +233,19 @@ def test_a_call_cut_by_the_budget_streams_what_it_returns(pipe):
     result = events[-1].result
     assert result.finish_reason == "length"
     assert "".join(e.tool_call.arguments for e in events if e.tool_call) == result.tool_calls[0].arguments
+
+
+def test_closing_a_stream_with_tools_closes_the_run_at_once(pipe):
+    request = pipe.prepare("Hello!", tools=TOOLS, tool_choice="required", seed=0, **SAMPLED)
+    run_events = request.run.events
+    opened = []
+
+    def tracked():
+        opened.append(run_events())
+        return opened[-1]
+
+    request.run.events = tracked
+    events = request.events()
+    next(events)
+    events.close()
+    assert opened[0].gi_frame is None  # the run's generator finished: its models stopped
