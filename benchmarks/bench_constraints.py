@@ -13,12 +13,10 @@ llguidance is measured first and reported apart. Run:
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
-from bench_wsd import publish
+from bench_wsd import pair_parser, publish
 from pydantic import BaseModel, Field
 from rich.table import Table
 
@@ -55,12 +53,7 @@ def mask_seconds(model, constraint: Constraint, ids: list[int]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draft")
-    parser.add_argument("--base")
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--output", type=Path)
-    args = parser.parse_args()
+    args = pair_parser(__doc__.splitlines()[0], max_new_tokens=48).parse_args()
     pipe = WSDPipeline.from_pretrained(args.draft, args.base, config=WSDConfig(max_new_tokens=args.max_new_tokens))
 
     begin = time.perf_counter()

@@ -10,11 +10,9 @@ arguments validate against that tool's parameters. Run:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
-from pathlib import Path
 
-from bench_wsd import publish
+from bench_wsd import pair_parser, publish
 from pydantic import BaseModel, Field, ValidationError
 from rich.table import Table
 
@@ -81,12 +79,7 @@ def runs(pipes: dict[str, WSDPipeline], choices: list[str]) -> Iterator[tuple[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draft")
-    parser.add_argument("--base")
-    parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--output", type=Path)
-    args = parser.parse_args()
+    args = pair_parser(__doc__.splitlines()[0], max_new_tokens=40).parse_args()
     grammar = WSDPipeline.from_pretrained(args.draft, args.base, config=WSDConfig(max_new_tokens=args.max_new_tokens))
     pipes = {"grammar": grammar,
              "prompt only": WSDPipeline(PromptOnly(grammar.draft), PromptOnly(grammar.base), grammar.config)}

@@ -58,14 +58,21 @@ def publish(table: Table, output: Path | None) -> None:
         output.write_text(console.export_text())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pair_parser(description: str, max_new_tokens: int) -> argparse.ArgumentParser:
+    """The options every benchmark of a model pair takes: ``--draft``, ``--base``, ``--max-new-tokens``,
+    ``--output``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--draft", help="draft model (default: packaged SmolLM2-135M-Instruct)")
     parser.add_argument("--base", help="base model (default: packaged Gemma-3-270M)")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--output", type=Path, help="also write the table as text here")
+    return parser
+
+
+def main() -> None:
+    parser = pair_parser(__doc__.splitlines()[0], max_new_tokens=128)
     parser.add_argument("--max-draft-tokens", type=int, default=512)
     parser.add_argument("--gamma", type=float, default=0.8)
-    parser.add_argument("--output", type=Path, help="also write the table as text here")
     args = parser.parse_args()
 
     config = WSDConfig(max_new_tokens=args.max_new_tokens, max_draft_tokens=args.max_draft_tokens, gamma=args.gamma)
