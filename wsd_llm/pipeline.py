@@ -300,9 +300,12 @@ class WSDRequest:
 
     def result(self) -> WSDResult:
         """Run to the end and return the result."""
-        for event in self.events():
-            if event.result is not None:
-                return event.result
+        # Closed here, not by the generator's finalizer: an exception there, a Ctrl-C during the
+        # run's cleanup included, is printed as "Exception ignored" and lost.
+        with contextlib.closing(self.events()) as events:
+            for event in events:
+                if event.result is not None:
+                    return event.result
         raise RuntimeError("the WSD run ended without a result")  # pragma: no cover
 
 

@@ -59,6 +59,19 @@ def test_a_chat_gives_the_same_replies_and_forwards_only_the_new_tail():
     assert reuse.base.prefix_cache.nbytes <= reuse.base.prefix_cache.max_bytes
 
 
+def test_a_ctrl_c_during_the_runs_cleanup_reaches_the_caller(monkeypatch):
+    # The cleanup (the KV offered to the prefix cache) ran in the generator's finalizer, where a
+    # Ctrl-C is printed as "Exception ignored" and lost: a dataset run went on to its end.
+    reuse, _ = pair()
+
+    def interrupted(ids, cache):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reuse.base.prefix_cache, "offer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reuse.generate("Hello!")
+
+
 def test_threads_sharing_the_models_get_the_replies_they_get_alone():
     reuse, off = pair()
     firsts = ["Hello!", "Give me tips.", "The quick brown fox", "Hello!"]
