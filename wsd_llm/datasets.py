@@ -8,12 +8,16 @@ lines already done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel
@@ -128,23 +132,60 @@ def run_dataset(pipe: WSDPipeline, source: Path, output: Path, *, batch_size: in
     done = read_done(output)
     pending = [(line_id, messages) for line_id, messages in prompts if line_id not in done]
     logger.info("%d lines, %d done already, %d to run", len(prompts), len(prompts) - len(pending), len(pending))
-    with output.open("a", encoding="utf-8") as sink, tqdm(
-        total=len(prompts), initial=len(prompts) - len(pending), disable=not progress, unit="prompt"
-    ) as bar:
-        try:
-            for start in range(0, len(pending), batch_size):
-                group = pending[start : start + batch_size]
-                results = pipe.batch([messages for _, messages in group], batch_size=batch_size, **options)
-                for (line_id, _), result in zip(group, results):
-                    record = result_record(line_id, result)
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                    done[line_id] = record
-                bar.update(len(group))
-        except KeyboardInterrupt:
-            raise RunInterrupted(sum(line_id in done for line_id, _ in prompts), len(prompts)) from None
+
+    def records() -> Iterator[tuple[str, dict[str, Any]]]:
+        for start in range(0, len(pending), batch_size):
+            group = pending[start : start + batch_size]
+            results = pipe.batch([messages for _, messages in group], batch_size=batch_size, **options)
+            yield from ((line_id, result_record(line_id, result)) for (line_id, _), result in zip(group, results))
+
+    append_records(output, [line_id for line_id, _ in prompts], done, records(), progress=progress)
     return summarize(done[line_id] for line_id, _ in prompts if line_id in done)
+
+
+def append_records(path: Path, line_ids: Sequence[str], done: dict[str, dict[str, Any]],
+                   records: Iterator[tuple[str, dict[str, Any]]], *, progress: bool = True) -> None:
+    """Append each ``(line id, record)`` of ``records`` to ``path`` as one JSONL line, flushed and
+    synced before the next is computed, and add it to ``done``; a tqdm bar counts ``line_ids``.
+
+    Raises:
+        RunInterrupted: Ctrl-C; every record finished before it is in ``path``.
+    """
+    with path.open("a", encoding="utf-8") as sink, contextlib.closing(records), tqdm(
+        total=len(line_ids), initial=sum(line_id in done for line_id in line_ids), disable=not progress, unit="prompt"
+    ) as bar, _ctrl_c_noted() as ctrl_c:
+        try:
+            for line_id, record in records:
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
+                done[line_id] = record
+                bar.update()
+                if ctrl_c.is_set():  # one that arrived inside a finalizer was printed there and lost
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RunInterrupted(sum(line_id in done for line_id in line_ids), len(line_ids)) from None
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[threading.Event]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual and also sets the event yielded (main thread,
+    default handler only: another handler is the caller's to keep)."""
+    noted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield noted
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        noted.set()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> Summary:

@@ -1,10 +1,18 @@
 import json
+import signal
 
 import pytest
 from PIL import Image
 
 from wsd_llm import WSDPipeline
-from wsd_llm.datasets import histogram_png, histogram_text, read_done, read_prompts, run_dataset
+from wsd_llm.datasets import (
+    RunInterrupted,
+    histogram_png,
+    histogram_text,
+    read_done,
+    read_prompts,
+    run_dataset,
+)
 
 LINES = [
     {"instruction": "Hello!"},
@@ -69,6 +77,30 @@ def test_an_interrupted_run_keeps_what_it_wrote_and_resumes(tiny_pipe, source, t
     resumed = CountingPipeline(tiny_pipe)
     run_dataset(resumed, source, output, progress=False, **OPTIONS)
     assert resumed.calls == 3 and list(read_done(output)) == ["1", "2", "tips", "4", "5"]
+
+
+class LostCtrlC(WSDPipeline):
+    """The real tiny pipeline; a Ctrl-C arrives during the first prompt and is swallowed, as a
+    generator's finalizer swallows an exception raised in it."""
+
+    def __init__(self, pipe):
+        super().__init__(pipe.draft, pipe.base, pipe.config)
+
+    def generate(self, messages, **options):
+        if messages[-1]["content"] == "Hello!":
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+        return super().generate(messages, **options)
+
+
+def test_a_ctrl_c_lost_inside_a_prompt_stops_the_run_after_that_line(tiny_pipe, source, tmp_path):
+    output = tmp_path / "out.jsonl"
+    with pytest.raises(RunInterrupted) as interrupted:
+        run_dataset(LostCtrlC(tiny_pipe), source, output, progress=False, **OPTIONS)
+    assert (interrupted.value.done, interrupted.value.total) == (1, 5) and list(read_done(output)) == ["1"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_torn_last_line_is_dropped_and_redone(tiny_pipe, source, tmp_path):

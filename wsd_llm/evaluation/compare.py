@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from tqdm.auto import tqdm
 
 from wsd_llm.baselines import base_only, draft_only
-from wsd_llm.datasets import RunInterrupted, Summary, read_done, read_prompts, result_record, summarize
+from wsd_llm.datasets import Summary, append_records, read_done, read_prompts, result_record, summarize
 from wsd_llm.evaluation.scoring import Scorer, describe
 from wsd_llm.evaluation.stats import WinRate, win_rate
 from wsd_llm.messages import Message
@@ -107,20 +106,10 @@ def compare(pipe: WSDPipeline, source: Path, output: Path, *, gammas: Sequence[f
     done = read_done(replies)
     pending = [(line_id, messages) for line_id, messages in prompts if line_id not in done]
     logger.info("%d prompts, %d done already, %d to run", len(prompts), len(prompts) - len(pending), len(pending))
-    with replies.open("a", encoding="utf-8") as sink, tqdm(
-        total=len(prompts), initial=len(prompts) - len(pending), disable=not progress, unit="prompt"
-    ) as bar:
-        try:
-            for line_id, messages in pending:
-                record = {"id": line_id, "messages": messages,
-                          "systems": _run_systems(pipe, messages, config, configs)}
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
-                os.fsync(sink.fileno())
-                done[line_id] = record
-                bar.update()
-        except KeyboardInterrupt:
-            raise RunInterrupted(sum(line_id in done for line_id, _ in prompts), len(prompts)) from None
+    records = ((line_id, {"id": line_id, "messages": messages,
+                          "systems": _run_systems(pipe, messages, config, configs)})
+               for line_id, messages in pending)
+    append_records(replies, [line_id for line_id, _ in prompts], done, records, progress=progress)
     records = [done[line_id] for line_id, _ in prompts]
     summaries = [_score(scorer, records, settings["systems"], tuple(configs)) for scorer in scorers]
     _rewrite(replies, records, done)
