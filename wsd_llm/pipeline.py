@@ -7,13 +7,14 @@ import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsd_llm.backends.loading import ModelSpec, as_model
-from wsd_llm.backends.protocols import BatchedTarget, DraftModel, TargetModel
+from wsd_llm.backends.loading import ENGINES, Engine, ModelSpec, as_model
+from wsd_llm.backends.protocols import BatchedTarget, ContinuousBatching, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
 from wsd_llm.constraints import Constraint, closed_schema
 from wsd_llm.decoding import WSDRun
@@ -59,24 +60,54 @@ class WSDPipeline:
         draft: ModelSpec | None = None,
         base: ModelSpec | None = None,
         config: WSDConfig | None = None,
+        *,
+        engine: Engine = "transformers",
         **load_kwargs: Any,
     ) -> WSDPipeline:
         """Load both models; either left out means the packaged default (see ``wsd_llm.packaged``).
 
-        ``load_kwargs`` (``device_map``, ``dtype``...) go to ``TransformersModel.from_pretrained``.
+        Args:
+            draft, base: model objects, or hub ids / directories / ``.gguf`` files to load.
+            config: the pipeline's defaults.
+            engine: what runs models given by name: ``"transformers"`` (in this process) or
+                ``"vllm"`` (an in-process vLLM engine per model: concurrent requests share its
+                forward passes, ``tensor_parallel_size=N`` splits a model over N GPUs).
+            load_kwargs: go to the engine's ``from_pretrained`` (``TransformersModel``: ``device_map``,
+                ``dtype``...; ``VLLMModel``: ``tensor_parallel_size``, ``max_model_len``...).
 
         Raises:
             FileNotFoundError: a packaged model is not installed (the message says what to install).
+            ValueError: an unknown engine.
+            ImportError: ``engine="vllm"`` without vLLM installed.
         """
         from wsd_llm import packaged
         from wsd_llm.hub import check_source
 
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         for spec in (draft, base):  # both named models are checked before either loads
             if isinstance(spec, (str, os.PathLike)):
                 check_source(spec)
-        draft_model = packaged.load_draft(**load_kwargs) if draft is None else as_model(draft, "draft", **load_kwargs)
-        base_model = packaged.load_base(**load_kwargs) if base is None else as_model(base, "base", **load_kwargs)
-        return cls(draft_model, base_model, config)
+        def load_draft() -> Any:
+            return (packaged.load_draft(engine=engine, **load_kwargs) if draft is None
+                    else as_model(draft, "draft", engine, **load_kwargs))
+
+        def load_base() -> Any:
+            return (packaged.load_base(engine=engine, **load_kwargs) if base is None
+                    else as_model(base, "base", engine, **load_kwargs))
+
+        if engine == "transformers":
+            return cls(load_draft(), load_base(), config)
+        # A vLLM engine spends its start-up (a minute or more) in processes of its own: start both at once.
+        with ThreadPoolExecutor(2, thread_name_prefix="wsd-load") as pool:
+            draft_job, base_job = pool.submit(load_draft), pool.submit(load_base)
+            try:
+                return cls(draft_job.result(), base_job.result(), config)
+            except BaseException:
+                for job in (draft_job, base_job):  # the one that started is stopped, not leaked
+                    if job.exception() is None:
+                        job.result().close()
+                raise
 
     @property
     def model_name(self) -> str:
@@ -186,14 +217,16 @@ class WSDPipeline:
         Args:
             conversations: prompts or conversations, as for :meth:`stream`; all are checked
                 before any runs.
-            batch_size: 1 runs the incremental pipeline one conversation at a time; more runs
+            batch_size: 1 runs the incremental pipeline one conversation at a time. More, on
+                models that batch concurrent requests (``ContinuousBatching``: vLLM engines), runs
+                up to ``batch_size`` conversations at once, each in the incremental order, and the
+                engines share forward passes among them. More, on local transformers models, runs
                 groups as padded batches through the draft, the scoring pass and the continuation
                 (the reference's one-shot order, ``backends.transformers.one_shot``): more
-                throughput on a GPU, at the cost of drafting every reply in full. It needs a base
-                that runs batches (``BatchedTarget``: a local ``TransformersModel``, with a local draft).
+                throughput on a GPU, at the cost of drafting every reply in full.
             show_progress: a tqdm progress bar over conversations.
-            options: ``WSDConfig`` fields for every call; with ``batch_size=1`` also ``tools``,
-                ``tool_choice`` and ``response_format`` (see :meth:`prepare`).
+            options: ``WSDConfig`` fields for every call; with ``batch_size=1`` or engines that
+                batch, also ``tools``, ``tool_choice`` and ``response_format`` (see :meth:`prepare`).
 
         Returns:
             One :class:`WSDResult` per conversation.
@@ -211,6 +244,8 @@ class WSDPipeline:
         ToolChoice.parse(options.get("tools"), options.get("tool_choice"))
         if batch_size == 1:
             return [self.generate(messages, **options) for messages in tqdm(checked, disable=not show_progress)]
+        if isinstance(self.draft, ContinuousBatching) and isinstance(self.base, ContinuousBatching):
+            return self._concurrent(checked, batch_size, show_progress, options)
         if per_request or config.logprobs or config.constraint:
             raise ValueError("tools, logprobs and constraints work per request: use batch_size=1 with them")
         if not isinstance(self.base, BatchedTarget):
@@ -223,6 +258,18 @@ class WSDPipeline:
                 results += self.base.generate_batch(self.draft, group, config)
                 progress.update(len(group))
         return results
+
+    def _concurrent(self, conversations: list[list[Message]], workers: int, show_progress: bool,
+                    options: dict[str, Any]) -> list[WSDResult]:
+        """Up to ``workers`` runs at once, each in the incremental order; the engines batch their
+        draft chunks, scoring passes and continuations into shared forward passes."""
+        requests = [self.prepare(messages, **options) for messages in conversations]  # all checked first
+        with ThreadPoolExecutor(workers, thread_name_prefix="wsd-batch") as pool, \
+                tqdm(total=len(requests), disable=not show_progress) as progress:
+            futures = [pool.submit(request.result) for request in requests]
+            for future in futures:
+                future.add_done_callback(lambda _: progress.update())
+            return [future.result() for future in futures]
 
     async def agenerate(self, messages: Conversation, **options: Any) -> WSDResult:
         """``generate`` in a worker thread, so the event loop keeps running."""

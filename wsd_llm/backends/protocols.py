@@ -10,7 +10,7 @@ for the model that checks a draft, and these protocols use that word: ``TargetMo
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from wsd_llm.messages import Message
 from wsd_llm.results import FinishReason
@@ -123,3 +123,12 @@ class BatchedTarget(Protocol):
             TypeError: ``draft`` cannot join this model's batches (another backend).
         """
         ...
+
+
+@runtime_checkable
+class ContinuousBatching(Protocol):
+    """A model whose engine batches the requests in flight (vLLM's continuous batching): concurrent
+    runs, each in its own thread, share forward passes, so a pipeline runs a batch as threads and a
+    server needs no lock around it."""
+
+    batches_concurrent_requests: Literal[True]
