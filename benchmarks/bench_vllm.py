@@ -119,8 +119,7 @@ def main() -> None:
         pipe.generate("Hi", max_new_tokens=4)  # warm-up
         tables = [exactness(pipe, args.local_python, args), throughput(pipe, args.rows, args.rounds)]
     finally:
-        pipe.draft.close()
-        pipe.base.close()
+        pipe.close()
     publish(tables, args.output)
 
 

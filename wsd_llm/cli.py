@@ -303,6 +303,7 @@ def serve(
     that model's tokenizer (hub id, directory or .gguf), default the packaged model's.
     The generation options are the defaults of every request; a request's own fields win.
     """
+    import signal
     import socket
 
     import uvicorn
@@ -328,7 +329,17 @@ def serve(
     server = uvicorn.Server(uvicorn.Config(create_app(pipe, settings), log_level="warning"))
     err.print(f"serving {pipe.draft.name} + {pipe.base.name} as {model_name!r} on http://{host}:{port}/v1"
               + (" (API key required)" if api_key else ""))
-    server.run(sockets=[listener])
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler it found:
+    # the default one would end the process at once, before the engines below are stopped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        server.run(sockets=[listener])
+    finally:  # vLLM engines run in processes of their own, which must not outlive the server
+        pipe.close()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def remote_or_local(role: str, model: str | None, url: str | None, api_key: str | None,

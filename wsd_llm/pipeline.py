@@ -109,6 +109,20 @@ class WSDPipeline:
                         job.result().close()
                 raise
 
+    def close(self) -> None:
+        """Release what the models hold outside this process's memory: vLLM engines (their processes)
+        and remote models (their connections). Local transformers models hold nothing to release."""
+        for model in (self.draft, self.base):
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> WSDPipeline:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def model_name(self) -> str:
         """The name faces report for this pair: ``wsd:<draft>+<base>``."""

@@ -33,10 +33,8 @@ LOCAL = Path(__file__).with_name("local_replies.py")
 
 @pytest.fixture(scope="module")
 def vllm_pipe():
-    pipe = WSDPipeline.from_pretrained(config=WSDConfig(**SETTINGS), engine="vllm")
-    yield pipe
-    pipe.draft.close()
-    pipe.base.close()
+    with WSDPipeline.from_pretrained(config=WSDConfig(**SETTINGS), engine="vllm") as pipe:
+        yield pipe
 
 
 def test_switches_where_the_local_pipeline_switches(vllm_pipe, tmp_path):
