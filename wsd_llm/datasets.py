@@ -169,23 +169,23 @@ def append_records(path: Path, line_ids: Sequence[str], done: dict[str, dict[str
 
 @contextlib.contextmanager
 def _ctrl_c_noted() -> Iterator[threading.Event]:
-    """Ctrl-C raises ``KeyboardInterrupt`` as usual and also sets the event yielded (main thread,
-    default handler only: another handler is the caller's to keep)."""
+    """Ctrl-C does what the handler in place does (``KeyboardInterrupt`` by default) and also sets the
+    event yielded. Only in the main thread, and only over a Python handler (not an ignored SIGINT)."""
     noted = threading.Event()
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield noted
         return
 
     def note(signum: int, frame: FrameType | None) -> None:
         noted.set()
-        signal.default_int_handler(signum, frame)
+        previous(signum, frame)
 
     signal.signal(signal.SIGINT, note)
     try:
         yield noted
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> Summary:

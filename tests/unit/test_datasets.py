@@ -97,10 +97,14 @@ class LostCtrlC(WSDPipeline):
 
 def test_a_ctrl_c_lost_inside_a_prompt_stops_the_run_after_that_line(tiny_pipe, source, tmp_path):
     output = tmp_path / "out.jsonl"
-    with pytest.raises(RunInterrupted) as interrupted:
-        run_dataset(LostCtrlC(tiny_pipe), source, output, progress=False, **OPTIONS)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh process
+    try:
+        with pytest.raises(RunInterrupted) as interrupted:
+            run_dataset(LostCtrlC(tiny_pipe), source, output, progress=False, **OPTIONS)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert (interrupted.value.done, interrupted.value.total) == (1, 5) and list(read_done(output)) == ["1"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_torn_last_line_is_dropped_and_redone(tiny_pipe, source, tmp_path):
