@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from wsd_llm.backends.loading import ENGINES, Engine, ModelSpec, as_model, pair_load_kwargs
+from wsd_llm.backends.loading import Engine, ModelSpec, as_model, check_engine, pair_load_kwargs
 from wsd_llm.backends.protocols import BatchedTarget, ContinuousBatching, DraftModel, TargetModel
 from wsd_llm.config import WSDConfig
 from wsd_llm.constraints import Constraint, closed_schema
@@ -83,8 +83,7 @@ class WSDPipeline:
         from wsd_llm import packaged
         from wsd_llm.hub import check_source
 
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        check_engine(engine)
         for spec in (draft, base):  # both named models are checked before either loads
             if isinstance(spec, (str, os.PathLike)):
                 check_source(spec)

@@ -23,16 +23,22 @@ def load_model(source: str | os.PathLike[str], engine: Engine = "transformers", 
         ValueError: an unknown engine.
         ImportError: ``"vllm"`` without vLLM installed.
     """
+    check_engine(engine)
     if engine == "transformers":
         from wsd_llm.backends.transformers.model import TransformersModel
 
         return TransformersModel.from_pretrained(source, **load_kwargs)
-    if engine == "vllm":
-        _require_vllm()
-        from wsd_llm.backends.vllm.model import VLLMModel
+    _require_vllm()
+    from wsd_llm.backends.vllm.model import VLLMModel
 
-        return VLLMModel.from_pretrained(source, **load_kwargs)
-    raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    return VLLMModel.from_pretrained(source, **load_kwargs)
+
+
+def check_engine(engine: str) -> None:
+    """Raises:
+        ValueError: ``engine`` is none of ``ENGINES``."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
 
 
 def _require_vllm() -> None:
